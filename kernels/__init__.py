@@ -1,0 +1,1 @@
+"""Compute kernels: selective scan, point ops, box ops, CPU-safe sparse convolution."""

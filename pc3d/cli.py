@@ -1,0 +1,104 @@
+"""The ``pc3d`` command: LightningCLI (fit/validate/test/predict) with YAML configs.
+
+Model and datamodule are chosen by ``class_path`` in the config (subclass mode), e.g.::
+
+    pc3d fit -c meepo_demo.yaml --trainer.max_epochs 5
+    pc3d test -c meepo_demo.yaml --ckpt_path last
+
+A config given by bare file name that does not exist on disk is looked up among the configs
+shipped in the package (``pc3d.configs``), so built-in configs need no path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+CONFIG_FLAGS = ("-c", "--config")
+
+
+def builtin_config_dir() -> Path:
+    """Folder of the YAML configs shipped as package data."""
+    return Path(str(resources.files("pc3d.configs")))
+
+
+def builtin_configs() -> list[str]:
+    """Names of the shipped configs, e.g. ``meepo_demo.yaml``."""
+    return sorted(p.name for p in builtin_config_dir().glob("*.yaml"))
+
+
+def resolve_config(value: str) -> str:
+    """Return ``value`` if it is a file, else the shipped config of that name (with or without ``.yaml``).
+
+    Raises:
+        FileNotFoundError: naming the config and listing the shipped ones.
+    """
+    if os.path.exists(value) or value.lstrip().startswith(("{", "[")) or "\n" in value:
+        return value
+    for name in (value, f"{value}.yaml"):
+        candidate = builtin_config_dir() / name
+        if candidate.is_file():
+            return str(candidate)
+    raise FileNotFoundError(
+        f"--config {value!r}: no such file, and no shipped config of that name "
+        f"(shipped: {', '.join(builtin_configs()) or 'none'})"
+    )
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+    """Rewrite ``-c NAME`` / ``--config NAME`` / ``--config=NAME`` to shipped config paths where needed."""
+    out: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        arg = argv[i]
+        if arg in CONFIG_FLAGS and i + 1 < len(argv):
+            out += [arg, resolve_config(argv[i + 1])]
+            next(it, None)
+        elif arg.startswith("--config="):
+            out.append("--config=" + resolve_config(arg.split("=", 1)[1]))
+        else:
+            out.append(arg)
+    return out
+
+
+class PC3DCLI(LightningCLI):
+    """LightningCLI with pc3d's defaults: subclass mode, overwrite-safe config saving."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        """``args`` as on the command line; ``None`` reads ``sys.argv``."""
+        super().__init__(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            # Re-running ``fit`` in the same directory must not crash on the saved config.
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point of ``pc3d``."""
+    from_command_line = argv is None
+    try:
+        args = resolve_config_args(list(sys.argv[1:] if from_command_line else argv))
+    except FileNotFoundError as err:
+        print(f"pc3d: error: {err}", file=sys.stderr)
+        return 2
+    if from_command_line:
+        # LightningCLI reads sys.argv itself; hand it the resolved config paths there.
+        sys.argv[1:] = args
+        PC3DCLI()
+    else:
+        PC3DCLI(args=args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

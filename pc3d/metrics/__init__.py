@@ -1,0 +1,1 @@
+"""Evaluation metrics shared by the Lightning tasks and the ``pc3d-eval`` tool."""

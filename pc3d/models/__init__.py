@@ -1,0 +1,1 @@
+"""Backbones, heads and building blocks: plain ``nn.Module``s, free of Lightning."""

@@ -1,0 +1,1 @@
+"""Lightning tasks: loss, metrics and optimizers around the models."""

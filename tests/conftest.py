@@ -1,0 +1,37 @@
+"""Shared fixtures. Real sample data lives in ``$PC3D_SAMPLES`` (default ``../shared/data``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _samples_root() -> Path:
+    return Path(os.environ.get("PC3D_SAMPLES", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """Root of the real ScanNet/KITTI samples; skips the test when absent (required in CI)."""
+    root = _samples_root()
+    if not (root / "scannet").is_dir() or not (root / "kitti").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"CI must run the sample-data tests, but $PC3D_SAMPLES={root} has no scannet/ and kitti/"
+            )
+        pytest.skip(f"real sample data not found at {root} (set $PC3D_SAMPLES)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """Run every test at 2 torch threads, like CI, so races in threaded kernels show up."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)

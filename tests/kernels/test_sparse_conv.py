@@ -1,0 +1,141 @@
+"""The CPU-fixed spconv against dense ``torch.nn.functional`` references, at 2 threads, repeated.
+
+One lucky run proves nothing about a race, so every case runs ``REPEATS`` times on fresh
+random inputs, in train and eval mode, with and without bias, forward and backward.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pc3d.kernels.sparse import apply_cpu_fixes, spconv
+
+REPEATS = 10
+SPATIAL = (12, 11, 10)  # large enough that unpatched spconv races in ~1 of 4 calls
+BATCH = 2
+C_IN, C_MID = 8, 6
+TOL = dict(rtol=1e-4, atol=1e-4)
+
+
+def _random_sparse(gen: torch.Generator, density: float = 0.3):
+    """Random unique active sites ``(M, 4)`` (b, z, y, x) int32 with features ``(M, C_IN)``."""
+    occ = torch.rand((BATCH, *SPATIAL), generator=gen) < density
+    indices = occ.nonzero().int()
+    feats = torch.randn(indices.shape[0], C_IN, generator=gen, dtype=torch.float32)
+    return indices, feats
+
+
+def _to_dense(indices: torch.Tensor, feats: torch.Tensor, spatial) -> torch.Tensor:
+    """Differentiable scatter of ``feats (M, C)`` into ``(B, C, D, H, W)``."""
+    dense = feats.new_zeros((BATCH, *spatial, feats.shape[1]))
+    idx = indices.long()
+    dense = dense.index_put((idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]), feats)
+    return dense.permute(0, 4, 1, 2, 3)
+
+
+def _at(dense: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Rows of ``dense (B, C, D, H, W)`` at ``indices (M, 4)`` → ``(M, C)``."""
+    idx = indices.long()
+    return dense.permute(0, 2, 3, 4, 1)[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]]
+
+
+def _torch_weight(w: torch.Tensor) -> torch.Tensor:
+    """spconv KRSC ``(O, kD, kH, kW, I)`` → torch ``(O, I, kD, kH, kW)``."""
+    return w.permute(0, 4, 1, 2, 3)
+
+
+def _check_grads(sparse_out, dense_out_rows, feats_s, feats_d, weights_s, weights_d, gen):
+    grad = torch.randn(sparse_out.shape, generator=gen)
+    (sparse_out * grad).sum().backward()
+    (dense_out_rows * grad).sum().backward()
+    torch.testing.assert_close(feats_s.grad, feats_d.grad, **TOL)
+    for ws, wd in zip(weights_s, weights_d):
+        torch.testing.assert_close(ws.grad, wd.grad, **TOL)
+
+
+CASES = list(itertools.product(["train", "eval"], [False, True]))
+
+
+@pytest.mark.parametrize(("mode", "bias"), CASES)
+def test_subm_conv_matches_dense(mode: str, bias: bool):
+    assert torch.get_num_threads() == 2
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(REPEATS):
+        conv = spconv.SubMConv3d(C_IN, C_MID, 3, bias=bias, indice_key="s")
+        with torch.no_grad():
+            conv.weight.normal_(generator=gen)
+            if bias:
+                conv.bias.normal_(generator=gen)
+        conv.train(mode == "train")
+        indices, feats = _random_sparse(gen)
+        feats_s = feats.clone().requires_grad_()
+        out = conv(spconv.SparseConvTensor(feats_s, indices, SPATIAL, BATCH))
+        assert torch.equal(out.indices, indices)
+
+        feats_d = feats.clone().requires_grad_()
+        w_d = conv.weight.detach().clone().requires_grad_()
+        b_d = conv.bias.detach().clone() if bias else None
+        ref = _at(F.conv3d(_to_dense(indices, feats_d, SPATIAL), _torch_weight(w_d), b_d, padding=1), indices)
+        torch.testing.assert_close(out.features, ref, **TOL)
+        _check_grads(out.features, ref, feats_s, feats_d, [conv.weight], [w_d], gen)
+
+
+@pytest.mark.parametrize(("mode", "bias"), CASES)
+def test_strided_and_inverse_conv_match_dense(mode: str, bias: bool):
+    """SparseConv3d (stride 2) then SparseInverseConv3d back to the input sites."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(REPEATS):
+        down = spconv.SparseConv3d(C_IN, C_MID, 3, stride=2, padding=1, bias=bias, indice_key="d")
+        up = spconv.SparseInverseConv3d(C_MID, C_IN, 3, bias=bias, indice_key="d")
+        with torch.no_grad():
+            for p in (*down.parameters(), *up.parameters()):
+                p.normal_(generator=gen)
+        down.train(mode == "train")
+        up.train(mode == "train")
+        indices, feats = _random_sparse(gen)
+        feats_s = feats.clone().requires_grad_()
+        mid = down(spconv.SparseConvTensor(feats_s, indices, SPATIAL, BATCH))
+        out = up(mid)
+        assert torch.equal(out.indices, indices)
+
+        feats_d = feats.clone().requires_grad_()
+        wd_down = down.weight.detach().clone().requires_grad_()
+        wd_up = up.weight.detach().clone().requires_grad_()
+        b_down = down.bias.detach() if bias else None
+        b_up = up.bias.detach() if bias else None
+        dense_mid = F.conv3d(
+            _to_dense(indices, feats_d, SPATIAL), _torch_weight(wd_down), b_down, stride=2, padding=1
+        )
+        # The strided conv's active outputs are exactly the sites with an input in their field.
+        occupancy = F.conv3d(
+            _to_dense(indices, torch.ones(len(indices), 1), SPATIAL),
+            torch.ones(1, 1, 3, 3, 3),
+            stride=2,
+            padding=1,
+        )
+        expected_sites = (occupancy[:, 0] > 0).nonzero().int()
+        assert sorted(map(tuple, mid.indices.tolist())) == sorted(map(tuple, expected_sites.tolist()))
+        mid_rows = _at(dense_mid, mid.indices)
+        torch.testing.assert_close(mid.features, mid_rows, **TOL)
+
+        # Inverse conv = transposed conv of the (sparse) strided output, read at the input sites.
+        dense_mid_sparse = _to_dense(mid.indices, mid_rows, dense_mid.shape[2:])
+        out_pad = [s - ((m - 1) * 2 - 2 + 3) for s, m in zip(SPATIAL, dense_mid.shape[2:])]
+        dense_up = F.conv_transpose3d(
+            dense_mid_sparse, wd_up.permute(4, 0, 1, 2, 3), b_up, stride=2, padding=1, output_padding=out_pad
+        )
+        ref = _at(dense_up, indices)
+        torch.testing.assert_close(out.features, ref, **TOL)
+        _check_grads(out.features, ref, feats_s, feats_d, [down.weight, up.weight], [wd_down, wd_up], gen)
+
+
+def test_patch_is_idempotent():
+    from spconv.pytorch import ops
+
+    conv, backward = ops.indice_conv, ops.indice_conv_backward
+    apply_cpu_fixes()
+    assert ops.indice_conv is conv and ops.indice_conv_backward is backward

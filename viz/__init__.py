@@ -1,0 +1,1 @@
+"""Open3D visualizer (interactive and headless)."""
