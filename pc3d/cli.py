@@ -4,6 +4,7 @@ Model and datamodule are chosen by ``class_path`` in the config (subclass mode),
 
     pc3d fit -c meepo_demo.yaml --trainer.max_epochs 5
     pc3d test -c meepo_demo.yaml --ckpt_path last
+    pc3d demo                      # the main job end to end on synthetic data (see pc3d.demo)
 
 A config given by bare file name that does not exist on disk is looked up among the configs
 shipped in the package (``pc3d.configs``), so built-in configs need no path.
@@ -86,8 +87,13 @@ class PC3DCLI(LightningCLI):
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point of ``pc3d``."""
     from_command_line = argv is None
+    raw = list(sys.argv[1:] if from_command_line else argv)
+    if raw[:1] == ["demo"]:
+        from pc3d.demo import main as demo_main
+
+        return demo_main(raw[1:])
     try:
-        args = resolve_config_args(list(sys.argv[1:] if from_command_line else argv))
+        args = resolve_config_args(raw)
     except FileNotFoundError as err:
         print(f"pc3d: error: {err}", file=sys.stderr)
         return 2

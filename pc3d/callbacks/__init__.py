@@ -1,0 +1,5 @@
+"""Lightning callbacks shared by the tasks."""
+
+from pc3d.callbacks.prediction_writer import PredictionWriter
+
+__all__ = ["PredictionWriter"]
