@@ -97,13 +97,53 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"pc3d: error: {err}", file=sys.stderr)
         return 2
-    if from_command_line:
-        # LightningCLI reads sys.argv itself; hand it the resolved config paths there.
-        sys.argv[1:] = args
-        PC3DCLI()
-    else:
-        PC3DCLI(args=args)
+    try:
+        if from_command_line:
+            # LightningCLI reads sys.argv itself; hand it the resolved config paths there.
+            sys.argv[1:] = args
+            PC3DCLI()
+        else:
+            PC3DCLI(args=args)
+    except Exception as err:  # user errors get one clear line; PC3D_DEBUG=1 shows the traceback
+        message = user_error_message(err, args)
+        if message is None or os.environ.get("PC3D_DEBUG"):
+            raise
+        print(f"pc3d: error: {message}\n(set PC3D_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _ckpt_path(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg.startswith("--ckpt_path="):
+            return arg.split("=", 1)[1]
+        if arg == "--ckpt_path" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def user_error_message(err: BaseException, args: list[str]) -> str | None:
+    """A one-line explanation for errors caused by the user's input, ``None`` for real bugs."""
+    text = str(err)
+    ckpt = _ckpt_path(args)
+    if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in text:
+        first = text.splitlines()[0] if text else ""
+        details = " ".join(line.strip() for line in text.splitlines()[1:3])
+        return (
+            f"checkpoint {ckpt or '(given)'} does not fit the model of this config ({first.strip()} "
+            f"{details[:300]}). Was it trained with another model or config?"
+        )
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        return text
+    if isinstance(err, ValueError):
+        return text
+    if (
+        ckpt
+        and isinstance(err, (KeyError, EOFError, RuntimeError))
+        and ("ckpt" in text or "archive" in text or "zip" in text or "pickle" in text)
+    ):
+        return f"cannot read checkpoint {ckpt}: {text}"
+    return None
 
 
 if __name__ == "__main__":
