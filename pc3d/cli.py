@@ -17,6 +17,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
@@ -68,7 +69,14 @@ def resolve_config_args(argv: list[str]) -> list[str]:
 
 
 class PC3DCLI(LightningCLI):
-    """LightningCLI with pc3d's defaults: subclass mode, overwrite-safe config saving."""
+    """LightningCLI with pc3d's defaults.
+
+    - Model and datamodule by ``class_path`` (subclass mode).
+    - Re-running ``fit`` in the same directory overwrites the saved ``config.yaml``.
+    - Unless the config sets them: CSV and TensorBoard loggers under ``default_root_dir``, and a
+      ``ModelCheckpoint`` writing ``<default_root_dir>/checkpoints/last.ckpt`` each epoch, so that
+      ``--ckpt_path last`` resumes the previous run of the same directory.
+    """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """``args`` as on the command line; ``None`` reads ``sys.argv``."""
@@ -82,6 +90,34 @@ class PC3DCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        if config is None:
+            return
+        trainer = config.trainer
+        root = trainer.get("default_root_dir") or "."
+        if trainer.get("logger") in (None, True):
+            trainer.logger = [
+                _class_config("lightning.pytorch.loggers.CSVLogger", save_dir=root, name="csv"),
+                _class_config("lightning.pytorch.loggers.TensorBoardLogger", save_dir=root, name="tensorboard"),
+            ]
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_checkpointing") is not False and not any(
+            str(getattr(c, "class_path", "")).endswith("ModelCheckpoint") for c in callbacks
+        ):
+            callbacks.append(
+                _class_config(
+                    "lightning.pytorch.callbacks.ModelCheckpoint",
+                    dirpath=os.path.join(root, "checkpoints"),
+                    save_last=True,
+                )
+            )
+            trainer.callbacks = callbacks
+
+
+def _class_config(class_path: str, **init_args: object) -> Namespace:
+    return Namespace(class_path=class_path, init_args=Namespace(**init_args))
 
 
 def main(argv: list[str] | None = None) -> int:
