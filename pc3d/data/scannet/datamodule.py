@@ -250,3 +250,7 @@ class ScanNetDataModule(L.LightningDataModule):
         if self.task == "seg":
             return self._loader(ds, 1, collate=collate_fragments)
         return self._loader(ds, self.val_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split with the test pipeline: predictions cover every original point."""
+        return self.test_dataloader()

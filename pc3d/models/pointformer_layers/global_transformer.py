@@ -1,0 +1,98 @@
+"""Global Transformer and Local-Global Transformer (per-cloud attention over packed points)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .attention import PositionEncoding, TransformerDecoderLayer, TransformerEncoderLayer
+
+
+def _segments(offsets: Tensor) -> list[tuple[int, int]]:
+    o = offsets.tolist()
+    return [(o[i], o[i + 1]) for i in range(len(o) - 1)]
+
+
+class GlobalTransformer(nn.Module):
+    """Self-attention over all sampled points of each cloud with absolute-xyz position encoding.
+
+    ``xyz (S, 3)``, ``feat (S, dim)``, ``offsets (B+1,)`` -> ``(S, out_channels)``. Each cloud
+    attends only to itself. ``kv_ratio > 1`` enables the Linformer projection, which needs
+    ``seq_len`` (the maximum number of points per cloud, e.g. the block's ``num_points``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        out_channels: int,
+        num_heads: int = 8,
+        num_layers: int = 2,
+        ffn_ratio: float = 2.0,
+        dropout: float = 0.0,
+        prenorm: bool = True,
+        seq_len: int | None = None,
+        kv_ratio: int = 1,
+    ) -> None:
+        super().__init__()
+        self.pe = PositionEncoding(dim)
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(dim, num_heads, ffn_ratio, dropout, prenorm, seq_len, kv_ratio)
+            for _ in range(num_layers)
+        )
+        self.out = nn.Linear(dim, out_channels)
+
+    def forward(self, xyz: Tensor, feat: Tensor, offsets: Tensor) -> Tensor:
+        x = feat + self.pe(xyz)
+        outs = []
+        for s, e in _segments(offsets):
+            h = x[s:e].unsqueeze(0)
+            for layer in self.layers:
+                h, _ = layer(h)
+            outs.append(h[0])
+        return self.out(torch.cat(outs) if outs else x)
+
+
+class LocalGlobalTransformer(nn.Module):
+    """Cross-attention from the sampled points (queries) to the block's higher-resolution input.
+
+    ``tgt = LT features + PE(centroid xyz)``; ``memory = input features (projected to dim) +
+    PE(input xyz)`` (the same PE module serves both); one decoder layer per cloud. Returns
+    ``(S, dim)`` that the block adds residually to the LT features. ``kv_ratio > 1`` applies the
+    Linformer projection to the memory, with ``memory_len`` its maximum length per cloud.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        num_heads: int = 8,
+        ffn_ratio: float = 2.0,
+        dropout: float = 0.0,
+        prenorm: bool = True,
+        memory_len: int | None = None,
+        kv_ratio: int = 1,
+    ) -> None:
+        super().__init__()
+        self.mem_proj = nn.Identity() if in_channels == dim else nn.Linear(in_channels, dim)
+        self.pe = PositionEncoding(dim)
+        self.layer = TransformerDecoderLayer(
+            dim, num_heads, ffn_ratio, dropout, prenorm, memory_len, kv_ratio
+        )
+
+    def forward(
+        self,
+        xyz: Tensor,
+        feat: Tensor,
+        offsets: Tensor,
+        mem_xyz: Tensor,
+        mem_feat: Tensor,
+        mem_offsets: Tensor,
+    ) -> Tensor:
+        """``xyz (S,3)``, ``feat (S,dim)``, ``offsets``; memory ``mem_xyz (N,3)``, ``mem_feat (N,C_in)``."""
+        tgt = feat + self.pe(xyz)
+        mem = self.mem_proj(mem_feat) + self.pe(mem_xyz)
+        outs = [
+            self.layer(tgt[s:e].unsqueeze(0), mem[ms:me].unsqueeze(0))[0]
+            for (s, e), (ms, me) in zip(_segments(offsets), _segments(mem_offsets))
+        ]
+        return torch.cat(outs) if outs else tgt

@@ -1,0 +1,272 @@
+"""3D object detection task: losses, metrics and optimiser recipe around a detector ``nn.Module``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from pc3d.data.batch import PointBatch
+from pc3d.metrics.detection_indoor import IndoorDetectionMAP
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+METRICS = ("indoor", "kitti", "none")
+DIFFICULTIES = ("easy", "moderate", "hard")
+
+
+class KittiAccumulator:
+    """Collects per-frame KITTI annotations (ground truth from ``meta["annos"]``, detections converted to the
+    camera frame with ``meta["calib"]`` / ``meta["image_size"]``) and runs the official evaluation
+    (:func:`pc3d.metrics.kitti_eval.kitti_eval`, R11 and R40) over all DDP ranks."""
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+        self.gt: list[dict] = []
+        self.dt: list[dict] = []
+
+    def update(self, preds: Sequence[dict[str, Tensor]], metas: Sequence[dict[str, Any]]) -> None:
+        from pc3d.data.kitti.results import predictions_to_anno
+
+        for i, (p, m) in enumerate(zip(preds, metas)):
+            for key in ("annos", "calib", "image_size"):
+                if m.get(key) is None:
+                    raise ValueError(
+                        f"batch.meta[{i}]['{key}']: required by the KITTI metric (labelled split)"
+                    )
+            self.gt.append(m["annos"])
+            self.dt.append(
+                predictions_to_anno(
+                    p["boxes"], p["scores"], p["labels"], self.class_names, m["calib"], m["image_size"]
+                )
+            )
+
+    def compute(self) -> dict[str, dict[str, list[float]]]:
+        from pc3d.metrics.kitti_eval import kitti_eval
+
+        gt, dt = self.gt, self.dt
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+            parts: list[Any] = [None] * world
+            torch.distributed.all_gather_object(parts, (gt, dt))
+            gt = [a for g, _ in parts for a in g]
+            dt = [a for _, d in parts for a in d]
+        return kitti_eval(gt, dt, classes=self.class_names)
+
+    def reset(self) -> None:
+        self.gt, self.dt = [], []
+
+
+SCHEDULES = ("step", "cosine", "none")
+
+
+class DetectionModule(L.LightningModule):
+    """LightningModule for detectors with ``forward(batch)``, ``loss(out, batch)``, ``predict(out, batch)``
+    (e.g. :class:`~pc3d.models.pointformer_votenet.PointformerVoteNet`).
+
+    Args:
+        model: the detector.
+        class_names: names of the detection classes (used for logging per-class AP).
+        metric: ``"indoor"`` (VOC all-point mAP with axis-aligned 3D IoU at ``iou_thresholds``, as in
+            ScanNet / SUN RGB-D), ``"kitti"`` (official KITTI AP R11/R40 for bbox/bev/3d per difficulty,
+            logged as ``{stage}/{class}/3d_R40_moderate`` etc.; needs ``meta["annos"]``, ``meta["calib"]``,
+            ``meta["image_size"]`` as given by ``KittiDataModule``) or ``"none"``.
+        iou_thresholds: IoU thresholds of the indoor metric.
+        optimizer: ``"adamw"`` (default; the official Pointformer ScanNet recipe is AdamW lr 2e-3,
+            weight decay 0.1, step decay x0.3 at epochs 32 and 40 over 48 epochs, grad clip 10 via the
+            trainer's ``gradient_clip_val``), ``"adam"`` or ``"sgd"``.
+        lr, weight_decay, betas: optimiser settings (``betas`` also gives SGD's momentum as ``betas[0]``).
+        schedule: ``"step"`` (``milestones`` epochs, factor ``gamma``), ``"cosine"`` (to 0 at ``max_epochs``)
+            or ``"none"``.
+        mean_sizes_from_data: when fitting, copy the datamodule's ``mean_sizes`` (per-class mean box sizes,
+            e.g. ``ScanNetDataModule(mean_sizes="data")``) into the head's size clusters ``head.mean_sizes``.
+
+    ``predict_step`` returns one dict per cloud in the prediction-file format: ``coord (N,3)``,
+    ``boxes_pred (K,7)``, ``scores_pred (K,)``, ``labels_pred (K,)`` in the batch's coordinate frame (the
+    dataset's own frame: aligned ScanNet frame, KITTI LiDAR frame), ``boxes_gt``/``labels_gt`` when the
+    batch has ground truth, ``class_names`` and the cloud's ``meta``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: Sequence[str] | None = None,
+        metric: str = "indoor",
+        iou_thresholds: Sequence[float] = (0.25, 0.5),
+        optimizer: str = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 0.1,
+        betas: Sequence[float] = (0.9, 0.999),
+        schedule: str = "step",
+        milestones: Sequence[int] = (32, 40),
+        gamma: float = 0.3,
+        mean_sizes_from_data: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value, valid in (
+            ("metric", metric, METRICS),
+            ("optimizer", optimizer, OPTIMIZERS),
+            ("schedule", schedule, SCHEDULES),
+        ):
+            if value not in valid:
+                raise ValueError(f"{name}: expected one of {valid}, got {value!r}")
+        for attr in ("loss", "predict"):
+            if not callable(getattr(model, attr, None)):
+                raise ValueError(f"model: {type(model).__name__} has no {attr}(out, batch) method")
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        num_classes = getattr(model, "num_classes", None)
+        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
+        self.class_names = list(class_names) if class_names is not None else None
+        self.metric_name = metric
+        if metric == "indoor":
+            if num_classes is None:
+                raise ValueError("model: the indoor metric needs model.num_classes")
+            self.val_map = IndoorDetectionMAP(num_classes, iou_thresholds)
+            self.test_map = IndoorDetectionMAP(num_classes, iou_thresholds)
+        elif metric == "kitti":
+            if class_names is None:
+                raise ValueError(
+                    "class_names: the KITTI metric needs the class names (e.g. [Car, Pedestrian, Cyclist])"
+                )
+            self.val_kitti = KittiAccumulator(class_names)
+            self.test_kitti = KittiAccumulator(class_names)
+
+    def forward(self, batch: PointBatch) -> dict[str, Any]:
+        return self.model(batch)
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit" or not self.hparams.mean_sizes_from_data or self._trainer is None:
+            return
+        sizes = getattr(self.trainer.datamodule, "mean_sizes", None)
+        head = getattr(self.model, "head", None)
+        target = getattr(head, "mean_sizes", None)
+        if sizes is None or not isinstance(target, Tensor):
+            return
+        new = torch.as_tensor(sizes, dtype=target.dtype)
+        if new.shape != target.shape:
+            raise ValueError(
+                f"datamodule.mean_sizes: expected shape {tuple(target.shape)}, got {tuple(new.shape)}"
+            )
+        target.copy_(new.to(target.device))
+
+    # ------------------------------------------------------------------ steps
+    def _log_losses(self, losses: dict[str, Tensor], stage: str, batch: PointBatch) -> None:
+        bs = batch.num_clouds
+        self.log(f"{stage}/loss", losses["loss"], prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        for k, v in losses.items():
+            if k != "loss":
+                self.log(f"{stage}/loss_{k}", v, batch_size=bs, sync_dist=stage != "train")
+
+    def training_step(self, batch: PointBatch, batch_idx: int) -> Tensor:
+        out = self.model(batch)
+        losses = self.model.loss(out, batch)
+        self._log_losses(losses, "train", batch)
+        return losses["loss"]
+
+    def _eval_step(self, batch: PointBatch, stage: str) -> None:
+        out = self.model(batch)
+        if batch.boxes is not None and (self.metric_name != "indoor" or "vote_target" in batch.point):
+            self._log_losses(self.model.loss(out, batch), stage, batch)
+        if self.metric_name == "indoor":
+            preds = self.model.predict(out, batch)
+            if batch.boxes is None or batch.box_labels is None:
+                raise ValueError("batch.boxes/box_labels: ground truth is required for evaluation")
+            gts = [
+                {"boxes": b, "labels": lab}
+                for b, lab in zip(batch.split_boxes(batch.boxes), batch.split_boxes(batch.box_labels))
+            ]
+            (self.val_map if stage == "val" else self.test_map).update(preds, gts)
+        elif self.metric_name == "kitti":
+            preds = self.model.predict(out, batch)
+            (self.val_kitti if stage == "val" else self.test_kitti).update(preds, batch.meta)
+
+    def validation_step(self, batch: PointBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: PointBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _log_map(self, metric: IndoorDetectionMAP, stage: str) -> None:
+        res = metric.compute()
+        for key, value in res.items():
+            if key.startswith("ap_"):
+                names = self.class_names or [str(i) for i in range(len(value))]
+                for name, ap in zip(names, value.tolist()):
+                    if ap == ap:  # classes without ground truth are nan
+                        self.log(f"{stage}/{key}/{name}", float(ap), sync_dist=False)
+            elif value == value:
+                self.log(f"{stage}/{key}", float(value), prog_bar=key.startswith("map"), sync_dist=False)
+        metric.reset()
+
+    def _log_kitti(self, acc: KittiAccumulator, stage: str) -> None:
+        if not acc.gt and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        res = acc.compute()
+        for cls, table in res.items():
+            for key, values in table.items():
+                for diff, v in zip(DIFFICULTIES, values):
+                    if v == v:
+                        main = key == "3d_R40" and diff == "moderate"
+                        self.log(f"{stage}/{cls}/{key}_{diff}", float(v), prog_bar=main, sync_dist=False)
+        acc.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.metric_name == "indoor":
+            self._log_map(self.val_map, "val")
+        elif self.metric_name == "kitti":
+            self._log_kitti(self.val_kitti, "val")
+
+    def on_test_epoch_end(self) -> None:
+        if self.metric_name == "indoor":
+            self._log_map(self.test_map, "test")
+        elif self.metric_name == "kitti":
+            self._log_kitti(self.test_kitti, "test")
+
+    def predict_step(
+        self, batch: PointBatch, batch_idx: int, dataloader_idx: int = 0
+    ) -> list[dict[str, Any]]:
+        out = self.model(batch)
+        preds = self.model.predict(out, batch)
+        metas = batch.meta if batch.meta else [{} for _ in preds]
+        coords = batch.split(batch.coord)
+        gt_boxes = gt_labels = None
+        if batch.boxes is not None and batch.box_labels is not None and batch.box_offsets is not None:
+            gt_boxes, gt_labels = batch.split_boxes(batch.boxes), batch.split_boxes(batch.box_labels)
+        res = []
+        for i, (p, m) in enumerate(zip(preds, metas)):
+            item: dict[str, Any] = {
+                "coord": coords[i].detach().cpu(),
+                "boxes_pred": p["boxes"].detach().cpu(),
+                "scores_pred": p["scores"].detach().cpu(),
+                "labels_pred": p["labels"].detach().cpu(),
+                "meta": m,
+            }
+            if gt_boxes is not None:
+                item["boxes_gt"], item["labels_gt"] = gt_boxes[i].detach().cpu(), gt_labels[i].detach().cpu()
+            if self.class_names is not None:
+                item["class_names"] = list(self.class_names)
+            res.append(item)
+        return res
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        else:
+            opt = torch.optim.SGD(params, lr=hp.lr, weight_decay=hp.weight_decay, momentum=hp.betas[0])
+        if hp.schedule == "none":
+            return opt
+        if hp.schedule == "step":
+            sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(hp.milestones), gamma=hp.gamma)
+        else:
+            t_max = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
