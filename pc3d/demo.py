@@ -66,6 +66,11 @@ def _checkpoint(cli: Any) -> str:
     return path
 
 
+def _max_time(minutes: float) -> str:
+    seconds = max(int(minutes * 60), 1)
+    return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def run_task(
     name: str,
     config: str,
@@ -73,14 +78,16 @@ def run_task(
     work: Path,
     formats: list[str],
     overrides: list[str],
+    fit_minutes: float,
+    predict_batches: int,
 ) -> tuple[dict[str, float], Path]:
-    """fit → test → predict one demo config; return the test metrics and the npz folder."""
+    """fit (at most ``fit_minutes``) → test → predict one demo config; return the test metrics and npz folder."""
     run_dir = work / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     common = [f"--data.init_args.root={data_root}", f"--trainer.default_root_dir={run_dir}", *overrides]
 
-    t0 = _step(f"{name}: pc3d fit")
-    fit = _lightning("fit", config, common, None, run_dir)
+    t0 = _step(f"{name}: pc3d fit (at most {fit_minutes:g} min)")
+    fit = _lightning("fit", config, [*common, f"--trainer.max_time={_max_time(fit_minutes)}"], None, run_dir)
     ckpt = _checkpoint(fit)
     _done(t0)
 
@@ -102,7 +109,8 @@ def run_task(
             "logger": False,
         }
     }
-    _lightning("predict", config, [*common, f"--ckpt_path={ckpt}"], writer, run_dir)
+    predict_args = [*common, f"--ckpt_path={ckpt}", f"--trainer.limit_predict_batches={predict_batches}"]
+    _lightning("predict", config, predict_args, writer, run_dir)
     _done(t0)
     return metrics, pred_dir / "npz"
 
@@ -136,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--det-config", default="pointformer_demo_kitti.yaml", help="detection config")
     parser.add_argument("--skip-det", action="store_true", help="only run the segmentation demo")
+    parser.add_argument(
+        "--seg-minutes", type=float, default=4.0, help="training time budget of the MEEPO demo"
+    )
+    parser.add_argument(
+        "--det-minutes", type=float, default=3.5, help="training time budget of the Pointformer demo"
+    )
+    parser.add_argument("--predict-batches", type=int, default=2, help="test batches to predict and render")
     parser.add_argument(
         "--override",
         action="append",
@@ -171,13 +186,27 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
     seg_metrics, seg_npz = run_task(
-        "meepo", args.seg_config, data / "scannet", work, ["npz", "scannet"], args.override
+        "meepo",
+        args.seg_config,
+        data / "scannet",
+        work,
+        ["npz", "scannet"],
+        args.override,
+        args.seg_minutes,
+        args.predict_batches,
     )
     results["meepo"] = seg_metrics
     pictures += render(seg_npz, work / "pictures" / "meepo", view="oblique")
     if not args.skip_det:
         det_metrics, det_npz = run_task(
-            "pointformer", args.det_config, data / "kitti", work, ["npz", "kitti"], args.override
+            "pointformer",
+            args.det_config,
+            data / "kitti",
+            work,
+            ["npz", "kitti"],
+            args.override,
+            args.det_minutes,
+            args.predict_batches,
         )
         results["pointformer"] = det_metrics
         pictures += render(det_npz, work / "pictures" / "pointformer", view="bev")
