@@ -143,7 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seg-config", default="meepo_demo.yaml", help="segmentation config (shipped name or path)"
     )
     parser.add_argument("--det-config", default="pointformer_demo_kitti.yaml", help="detection config")
-    parser.add_argument("--skip-det", action="store_true", help="only run the segmentation demo")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=("seg", "det"),
+        default=["seg", "det"],
+        help="which demos to run (default: both)",
+    )
     parser.add_argument(
         "--seg-minutes", type=float, default=4.0, help="training time budget of the MEEPO demo"
     )
@@ -168,36 +174,38 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
 
     t0 = _step("synthetic raw data")
-    if not (raw / "scannet" / "scans").is_dir():
+    if "seg" in args.tasks and not (raw / "scannet" / "scans").is_dir():
         _data_cli(["synth", "scannet", "--out", str(raw / "scannet"), "--scenes", str(args.scenes),
                    "--seed", str(args.seed)])  # fmt: skip
-    if not args.skip_det and not (raw / "kitti" / "training" / "velodyne").is_dir():
+    if "det" in args.tasks and not (raw / "kitti" / "training" / "velodyne").is_dir():
         _data_cli(["synth", "kitti", "--out", str(raw / "kitti"), "--frames", str(args.frames),
                    "--seed", str(args.seed)])  # fmt: skip
     _done(t0)
 
     t0 = _step("preprocessing with pc3d-data")
-    _data_cli(["scannet", "--raw", str(raw / "scannet" / "scans"), "--meta", str(raw / "scannet" / "meta"),
-               "--out", str(data / "scannet")])  # fmt: skip
-    if not args.skip_det:
+    if "seg" in args.tasks:
+        _data_cli(["scannet", "--raw", str(raw / "scannet" / "scans"), "--meta", str(raw / "scannet" / "meta"),
+                   "--out", str(data / "scannet")])  # fmt: skip
+    if "det" in args.tasks:
         _data_cli(["kitti", "--root", str(raw / "kitti"), "--out", str(data / "kitti")])
     _done(t0)
 
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
-    seg_metrics, seg_npz = run_task(
-        "meepo",
-        args.seg_config,
-        data / "scannet",
-        work,
-        ["npz", "scannet"],
-        args.override,
-        args.seg_minutes,
-        args.predict_batches,
-    )
-    results["meepo"] = seg_metrics
-    pictures += render(seg_npz, work / "pictures" / "meepo", view="oblique")
-    if not args.skip_det:
+    if "seg" in args.tasks:
+        seg_metrics, seg_npz = run_task(
+            "meepo",
+            args.seg_config,
+            data / "scannet",
+            work,
+            ["npz", "scannet"],
+            args.override,
+            args.seg_minutes,
+            args.predict_batches,
+        )
+        results["meepo"] = seg_metrics
+        pictures += render(seg_npz, work / "pictures" / "meepo", view="oblique")
+    if "det" in args.tasks:
         det_metrics, det_npz = run_task(
             "pointformer",
             args.det_config,
