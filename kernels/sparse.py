@@ -15,7 +15,7 @@ spconv 2.3.x has three defects on CPU and one trap everywhere, all in ``spconv.p
 4. Its indice-pair builders read ``indices`` by raw pointer as if row-major: a non-contiguous
    ``(M, 4)`` tensor (``torch.nonzero`` returns one) silently yields wrong neighbour pairs.
 
-All three are fixed in one place: on CPU tensors, ``ops.indice_conv`` and
+All four are fixed in one place: on CPU tensors, ``ops.indice_conv`` and
 ``ops.indice_conv_backward`` are replaced by a gather-GEMM-scatter written with torch ops on
 spconv's own indice pairs (``index_add_`` is race-free and uses every thread for the GEMMs),
 with the bias added in the same function. CUDA tensors go to spconv's original functions

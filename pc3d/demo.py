@@ -131,6 +131,16 @@ def render(npz_dir: Path, out_dir: Path, view: str, limit: int = 2) -> list[Path
     return pictures
 
 
+HEADLINE = ("test/mIoU", "test/mAcc", "test/allAcc", "test/map_25", "test/map_50")
+
+
+def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics a person reads first: mIoU/mAcc/allAcc, indoor mAP, KITTI moderate AP (R40)."""
+    keep = {k: v for k, v in metrics.items() if k in HEADLINE}
+    keep.update({k: v for k, v in metrics.items() if k.endswith(("3d_R40_moderate", "bev_R40_moderate"))})
+    return {k: round(v, 4) for k, v in sorted(keep.items())}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pc3d demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -223,9 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     summary.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(f"\n=== pc3d demo finished in {time.perf_counter() - start:.0f} s")
     for task, metrics in results.items():
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test")}
-        print(f"{task}: {json.dumps(shown)}")
-    print(f"metrics: {summary}")
+        print(f"{task}: {json.dumps(headline_metrics(metrics))}")
+    print(f"all metrics: {summary}")
     for png in pictures:
         print(f"picture: {png}")
     return 0
