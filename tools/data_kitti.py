@@ -10,12 +10,22 @@ import argparse
 import sys
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: in-process), got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", required=True, help="KITTI object dir with training/ (and testing/, ImageSets/)"
     )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--workers", type=int, default=2, help="processes (0: in-process)")
+    parser.add_argument("--workers", type=_non_negative_int, default=2, help="processes (0: in-process)")
     parser.add_argument("--overwrite", action="store_true", help="redo frames whose info file already exists")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
 

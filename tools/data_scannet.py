@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
 
     failed = sorted((r for r in results if not r["ok"]), key=lambda r: r["scene"])
-    done = {r["scene"] for r in results if r["ok"]} | set(skipped)
+    # Split lists name every scene finished on disk, not only this run's (``--scenes`` runs add up).
+    done = {s for names in split_lists.values() for s in names if (out_scans / s / "meta.json").is_file()}
     for split, names in split_lists.items():
         _write_text_atomic(out / "splits" / f"{split}.txt", "".join(f"{s}\n" for s in names if s in done))
 

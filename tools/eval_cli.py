@@ -15,21 +15,39 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 
-def _read_ids(path: Path) -> list[str]:
-    ids = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        s = line.strip()
-        if not s:
-            continue
-        if not s.isdigit():
-            raise ValueError(f"{path}:{lineno}: expected a frame id of digits, got {s!r}")
-        ids.append(s.zfill(6))
-    return ids
+def read_result(path: Path) -> dict:
+    """Read a KITTI result file: every non-empty line must have 16 columns (the 15 label columns + score).
+
+    A 15-column line would otherwise be scored with score 0; it is a ``ValueError`` naming file and line.
+    """
+    from pc3d.data.kitti.labels import parse_label_text
+
+    text = path.read_text()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        n = len(line.split())
+        if n and n != 16:
+            raise ValueError(
+                f"{path}:{lineno}: expected 16 columns in a result file (15 label columns + score), got {n}"
+            )
+    return parse_label_text(text, source=str(path))
+
+
+def _check_json_path(path: Path) -> None:
+    """``ValueError`` naming ``--json`` when ``path`` cannot be written (checked before evaluating)."""
+    if path.is_dir():
+        raise ValueError(f"--json {path}: is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--json {path}: cannot create its directory ({e.strerror or e})") from e
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--json {path}: not writable")
 
 
 def evaluate_kitti_dirs(
@@ -44,13 +62,16 @@ def evaluate_kitti_dirs(
     result file is an error naming it (write empty files for frames without detections).
     """
     from pc3d.data.kitti.labels import read_label
+    from pc3d.data.kitti.preprocess import read_split
     from pc3d.metrics.kitti_eval import kitti_eval
 
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for name, d in (("--gt", gt_dir), ("--pred", pred_dir)):
         if not d.is_dir():
             raise ValueError(f"{name} {d}: not a directory")
-    ids = _read_ids(Path(split)) if split else sorted(p.stem for p in gt_dir.glob("*.txt"))
+    if split and not Path(split).is_file():
+        raise ValueError(f"--split {split}: no such file")
+    ids = read_split(split) if split else sorted(p.stem for p in gt_dir.glob("*.txt"))
     if not ids:
         raise ValueError(f"--gt {gt_dir}: no frames to evaluate")
     gt, dt = [], []
@@ -63,7 +84,7 @@ def evaluate_kitti_dirs(
                 f"{pp}: missing result file for frame {i} (write an empty file for no detections)"
             )
         gt.append(read_label(gp))
-        dt.append(read_label(pp))
+        dt.append(read_result(pp))
     return kitti_eval(gt, dt, classes)
 
 
@@ -90,14 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pc3d.metrics.kitti_eval import format_results
 
     try:
+        if args.json:
+            _check_json_path(Path(args.json))
         results = evaluate_kitti_dirs(args.gt, args.pred, args.split, args.classes)
     except ValueError as e:
         print(f"pc3d-eval: error: {e}", file=sys.stderr)
         return 2
     print(format_results(results))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(_to_json(results), indent=2))
+        try:
+            Path(args.json).write_text(json.dumps(_to_json(results), indent=2))
+        except OSError as e:
+            print(f"pc3d-eval: error: --json {args.json}: cannot write ({e.strerror or e})", file=sys.stderr)
+            return 2
     return 0
 
 

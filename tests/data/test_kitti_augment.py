@@ -114,3 +114,42 @@ def test_range_masks_and_point_targets():
     assert pm.tolist() == [True, False, True, False] and bm.tolist() == [True, False]
     fg, bi = point_targets(pts, boxes)
     assert fg.tolist() == [False, False, True, False] and bi.tolist() == [-1, -1, 0, -1]
+
+
+def test_gt_sampler_keeps_full_names_of_pasted_classes(tmp_path):
+    # A frame with only 'Car'/'Van' names (dtype <U3) must not truncate a pasted 'Pedestrian' to 'Ped'.
+    rng = np.random.default_rng(0)
+    _write_db(tmp_path, {"Pedestrian": [([5, 5, -1, 0.8, 0.6, 1.7, 0], 20, 0)]}, rng)
+    s = aug.GTSampler(tmp_path, ["Pedestrian"], {"Pedestrian": 1}, {"Pedestrian": 5})
+    scene = rng.uniform([0, -10, -2, 0], [60, 10, 1, 1], (500, 4)).astype(np.float32)
+    boxes = np.array([[20.0, 0, -1, 4, 1.8, 1.5, 0], [30.0, 0, -1, 4, 1.8, 1.5, 0]])
+    names = np.array(["Car", "Van"])
+    assert names.dtype == np.dtype("<U3")
+    _, b2, n2 = s(scene, boxes, names, np.random.default_rng(1))
+    assert n2.tolist() == ["Car", "Van", "Pedestrian"]
+    assert len(b2) == 3
+
+
+def test_gt_sampler_on_label_less_frame(tmp_path):
+    # A frame whose label file is empty: load_frame gives a string (not float64) name array, and
+    # GT-sampling pastes into it.
+    from pc3d.data.kitti.preprocess import load_frame
+
+    rng = np.random.default_rng(0)
+    _write_db(tmp_path, {"Car": [([10, 0, -1, 4, 1.8, 1.5, 0], 30, 0)]}, rng)
+    scene = rng.uniform([0, -10, -2, 0], [60, 10, 1, 1], (500, 4)).astype(np.float32)
+    np.save(tmp_path / "pts.npy", scene)
+    info = {
+        "points_path": "pts.npy",
+        "annos": {"name": [], "gt_boxes_lidar": [], "difficulty": [], "num_points_in_gt": []},
+    }
+    d = load_frame(tmp_path, info)
+    assert d["gt_names"].dtype.kind == "U" and d["gt_names"].shape == (0,)
+    assert d["gt_boxes"].shape == (0, 7)
+    s = aug.GTSampler(tmp_path, ["Car"], {"Car": 1}, {"Car": 5})
+    pts, b2, n2 = s(d["points"], d["gt_boxes"], d["gt_names"], np.random.default_rng(1))
+    assert n2.tolist() == ["Car"]
+    np.testing.assert_allclose(b2, [[10, 0, -1, 4, 1.8, 1.5, 0]])
+    # a plain empty list (float64 when made into an array) is accepted too
+    _, _, n3 = s(scene, np.zeros((0, 7)), np.asarray([]), np.random.default_rng(1))
+    assert n3.tolist() == ["Car"]

@@ -116,3 +116,29 @@ def test_cli_exit_code_and_idempotent(tmp_path, capsys):
     assert info.stat().st_mtime_ns != mtime
     assert main(["--root", str(tmp_path / "nope"), "--out", str(out), "--no-progress"]) == 2
     assert not list(out.rglob("*.tmp"))
+
+
+def test_root_without_frames_is_an_error(tmp_path, capsys):
+    from pc3d.tools.data_kitti import main
+
+    root = tmp_path / "kitti"
+    (root / "training" / "velodyne").mkdir(parents=True)  # a KITTI layout, but no .bin files
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=rf"--root {root}: no frames found"):
+        preprocess(root, out, progress=False)
+    assert main(["--root", str(root), "--out", str(out), "--workers", "0", "--no-progress"]) == 2
+    cap = capsys.readouterr()
+    assert f"--root {root}: no frames found" in cap.err and "frames written" not in cap.out
+    assert not (out / "infos").exists()  # nothing written
+
+
+def test_negative_workers_rejected(tmp_path, capsys):
+    from pc3d.tools.data_kitti import main
+
+    root = make_kitti_root(tmp_path / "kitti", ["000000"])
+    with pytest.raises(SystemExit) as e:
+        main(["--root", str(root), "--out", str(tmp_path / "out"), "--workers", "-1"])
+    assert e.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--workers must be >= 0"):
+        preprocess(root, tmp_path / "out", workers=-1, progress=False)

@@ -19,6 +19,7 @@ from pc3d.data.scannet import (
     load_scene,
     read_meta,
 )
+from pc3d.data.scannet.classes import DET_NYU40_IDS
 from pc3d.data.scannet.preprocess import vertex_normals
 from pc3d.data.scannet.raw import RawSceneError, read_aggregation, read_label_tsv, read_segs
 from pc3d.tools import data_scannet
@@ -119,7 +120,7 @@ def test_normals_area_weighted_against_loop():
 
 
 @pytest.mark.samples
-def test_alignment_boxes_and_floor(converted):
+def test_alignment_boxes_and_floor(scannet_dir, labels, converted):
     a = converted["arrays"]
     m = a["axis_align"]
     assert m.shape == (4, 4) and np.isclose(m[0, 0], 0.945519) and np.isclose(m[2, 3], -0.06435)
@@ -135,10 +136,22 @@ def test_alignment_boxes_and_floor(converted):
     assert (boxes[:, :3] - boxes[:, 3:6] / 2 >= lo - 1e-5).all() and (
         boxes[:, :3] + boxes[:, 3:6] / 2 <= hi + 1e-5
     ).all()
-    # one box per detection-class instance, each tight around its instance's aligned points
-    for b in boxes:
-        pts = aligned[np.all(np.abs(aligned - b[:3]) <= b[3:6] / 2 + 1e-6, axis=1)]
-        assert len(pts) > 0
+    # one box per detection-class instance (in object-id order), each the min/max extent of its
+    # instance's aligned points, as mmdetection3d's load_scannet_data.py computes it
+    m64 = m.astype(np.float64)
+    aligned64 = np.c_[a["coord"].astype(np.float64), np.ones(len(a["coord"]))] @ m64.T
+    groups = read_aggregation(scannet_dir / "scans" / SCENE / f"{SCENE}.aggregation.json")
+    want_boxes, want_labels = [], []
+    for g in sorted(groups, key=lambda g: g.object_id):
+        nyu = labels.raw_to_nyu40.get(g.label, 0)
+        pts = aligned64[a["instance"] == g.id, :3]
+        if nyu not in DET_NYU40_IDS or len(pts) == 0:
+            continue
+        lo_i, hi_i = pts.min(0), pts.max(0)
+        want_boxes.append([*((lo_i + hi_i) / 2), *(hi_i - lo_i), 0.0])
+        want_labels.append(DET_NYU40_IDS.index(nyu))
+    np.testing.assert_allclose(boxes, np.asarray(want_boxes), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(lab, want_labels)
     bed = boxes[lab == 1]
     assert len(bed) == 1 and 1.5 < bed[0, 3:5].max() < 2.6  # one bed, ~2 m long
 
@@ -233,6 +246,25 @@ def test_bad_scene_is_reported_others_finish(scannet_dir, tmp_path, capsys, brok
     assert (out / "scans" / SCENE / "meta.json").is_file()  # the good scene finished
     assert not (out / "scans" / "scene0001_00").exists()  # nothing half-written
     assert [p.name for p in (out / "scans").iterdir()] == [SCENE]
+
+
+@pytest.mark.samples
+def test_scenes_runs_keep_finished_scenes_in_splits(scannet_dir, tmp_path, capsys):
+    # Two runs with --scenes: the second must not drop the first run's scene from splits/train.txt.
+    raw, _ = _broken_tree(scannet_dir, tmp_path)  # scene0000_00 and an intact copy as scene0001_00
+    out = tmp_path / "out"
+    args = ("--workers", "1", "--no-progress", "--scenes")
+    assert _run_tool(raw, tmp_path / "meta", out, *args, SCENE) == 0
+    assert (out / "splits" / "train.txt").read_text().split() == [SCENE]
+    assert _run_tool(raw, tmp_path / "meta", out, *args, "scene0001_00") == 0
+    assert "1 converted" in capsys.readouterr().out
+    # in the order of the official split file (scene0001_00 comes first there)
+    assert (out / "splits" / "train.txt").read_text().split() == ["scene0001_00", SCENE]
+    assert (out / "splits" / "val.txt").read_text() == ""
+    # a scene whose output is gone (not finished on disk) is not listed
+    (out / "scans" / "scene0001_00" / "meta.json").unlink()
+    assert _run_tool(raw, tmp_path / "meta", out, *args, SCENE) == 0
+    assert (out / "splits" / "train.txt").read_text().split() == [SCENE]
 
 
 def test_reader_errors_name_the_file(tmp_path):

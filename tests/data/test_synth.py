@@ -16,7 +16,7 @@ from pc3d.data.synth.kitti_street import generate_frame, write_frame
 from pc3d.data.synth.lidar import HDL64
 from pc3d.data.synth.ply import encode_ply_mesh
 from pc3d.data.synth.scannet_rooms import generate_room
-from pc3d.tools import data_synth
+from pc3d.tools import data_cli, data_synth
 
 # ScanNet per-class mean box sizes (VoteNet / mmdet3d ``scannet_means``), 18 detection classes by raw name.
 SCANNET_MEAN_SIZE = {
@@ -507,7 +507,6 @@ def test_mesh_primitives_are_closed_with_outward_faces():
 
 def test_dataset_converters_accept_synthetic_data(scannet_out: Path, kitti_out: Path, tmp_path: Path):
     """Acceptance of issue 7: ``pc3d-data scannet`` and ``pc3d-data kitti`` convert the output with no error."""
-    data_cli = pytest.importorskip("pc3d.tools.data_cli")
     sn = tmp_path / "scannet"
     argv = [
         "scannet",

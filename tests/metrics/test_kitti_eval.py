@@ -215,7 +215,7 @@ def test_aos_half_for_quarter_turn():
 
 
 def test_3d_iou_threshold_is_strict_and_uses_height():
-    # Car IoU threshold 0.7 (strict). Shift every detection 0.5 m along camera x (box l = 4 along x,
+    # Car IoU threshold 0.7 (strict). Shift every detection 0.2 m along camera x (box l = 4 along x,
     # ry = 0.3 so the shift is not along the box axis): BEV IoU < 1 but > 0.7 → still 100.
     # Then lower each detection by 0.6 m in y (h = 1.5): y-overlap 0.9/1.5 → 3D IoU ≤ 0.6 × BEV IoU < 0.7
     # → no 3D TP (0), BEV unaffected (100).

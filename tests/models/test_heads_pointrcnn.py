@@ -7,14 +7,11 @@ import math
 import pytest
 import torch
 
-pytest.importorskip("pc3d.kernels.points")
-pytest.importorskip("pc3d.kernels.boxes")
-
-from pc3d.data.batch import PointBatch  # noqa: E402
-from pc3d.models.heads.bins import BinCoder  # noqa: E402
-from pc3d.models.heads.pointrcnn import PointRCNNHead, rotate_z  # noqa: E402
-from pc3d.models.pointformer import Pointformer  # noqa: E402
-from pc3d.models.pointformer_pointrcnn import PointformerPointRCNN  # noqa: E402
+from pc3d.data.batch import PointBatch
+from pc3d.models.heads.bins import BinCoder
+from pc3d.models.heads.pointrcnn import PointRCNNHead, rotate_z
+from pc3d.models.pointformer import Pointformer
+from pc3d.models.pointformer_pointrcnn import PointformerPointRCNN
 
 MEANS = ((3.9, 1.6, 1.56), (0.8, 0.6, 1.73))
 

@@ -7,14 +7,11 @@ import math
 import pytest
 import torch
 
-pytest.importorskip("pc3d.kernels.points")
-pytest.importorskip("pc3d.kernels.boxes")
-
-from pc3d.data.batch import PointBatch  # noqa: E402
-from pc3d.models.heads import SCANNET_MEAN_SIZES, VoteNetHead, class_mean_sizes  # noqa: E402
-from pc3d.models.heads.common import angle_to_class, class_to_angle  # noqa: E402
-from pc3d.models.pointformer import Pointformer  # noqa: E402
-from pc3d.models.pointformer_votenet import PointformerVoteNet  # noqa: E402
+from pc3d.data.batch import PointBatch
+from pc3d.models.heads import SCANNET_MEAN_SIZES, VoteNetHead, class_mean_sizes
+from pc3d.models.heads.common import angle_to_class, class_to_angle
+from pc3d.models.pointformer import Pointformer
+from pc3d.models.pointformer_votenet import PointformerVoteNet
 
 MEANS = ((0.6, 0.6, 0.8), (1.2, 0.5, 0.5))
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("pc3d.kernels.points")
-
-from pc3d.data.batch import offsets_from_counts  # noqa: E402
-from pc3d.models.pointformer import Pointformer  # noqa: E402
-from pc3d.models.pointformer_layers import (  # noqa: E402
+from pc3d.data.batch import offsets_from_counts
+from pc3d.models.pointformer import Pointformer
+from pc3d.models.pointformer_layers import (
     GlobalTransformer,
     LocalGlobalTransformer,
     LocalTransformer,

@@ -7,14 +7,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-pytest.importorskip("pc3d.kernels.points")
-pytest.importorskip("pc3d.kernels.boxes")
-
-from pc3d.data.batch import PointBatch  # noqa: E402
-from pc3d.models.heads import VoteNetHead  # noqa: E402
-from pc3d.models.pointformer import Pointformer  # noqa: E402
-from pc3d.models.pointformer_votenet import PointformerVoteNet  # noqa: E402
-from pc3d.tasks.detection import DetectionModule  # noqa: E402
+from pc3d.data.batch import PointBatch
+from pc3d.models.heads import VoteNetHead
+from pc3d.models.pointformer import Pointformer
+from pc3d.models.pointformer_votenet import PointformerVoteNet
+from pc3d.tasks.detection import DetectionModule
 
 MEANS = ((0.6, 0.6, 0.8), (1.2, 0.5, 0.5))
 

@@ -13,6 +13,9 @@ import numpy as np
 
 from pc3d.data.kitti.io import read_json
 
+NAME_DTYPE = (
+    "<U16"  # class-name arrays (as ``labels.read_label``); "Person_sitting" is the longest KITTI name
+)
 DEFAULT_SAMPLE_COUNTS = {"Car": 20, "Pedestrian": 15, "Cyclist": 15}
 DEFAULT_MIN_POINTS = {"Car": 5, "Pedestrian": 5, "Cyclist": 5}
 
@@ -141,6 +144,7 @@ class GTSampler:
         self, points: np.ndarray, boxes: np.ndarray, names: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns ``(points (N', 4), boxes (M', 7), names (M',))`` with the sampled objects appended."""
+        names = _as_names(names)
         existing = np.asarray(boxes, np.float64).reshape(-1, 7)
         new_boxes, new_names, new_pts = [], [], []
         for c in self.classes:
@@ -171,8 +175,20 @@ class GTSampler:
         inside = points_in_boxes(points, added) >= 0
         points = np.concatenate([points[~inside], *new_pts])
         boxes = np.concatenate([np.asarray(boxes, np.float64).reshape(-1, 7), added])
-        names = np.concatenate([np.asarray(names), np.asarray(new_names, dtype=np.asarray(names).dtype)])
+        added_names = np.asarray(new_names, dtype=str)
+        dtype = np.promote_types(np.promote_types(names.dtype, added_names.dtype), NAME_DTYPE)
+        names = np.concatenate([names.astype(dtype), added_names.astype(dtype)])
         return points, boxes, names
+
+
+def _as_names(names: np.ndarray) -> np.ndarray:
+    """``names`` as a unicode array (an empty list/array of any dtype becomes ``(0,)`` of ``NAME_DTYPE``)."""
+    names = np.asarray(names)
+    if names.dtype.kind == "U":
+        return names
+    if names.size == 0:
+        return np.zeros(0, dtype=NAME_DTYPE)
+    raise ValueError(f"names: expected an array of class-name strings, got dtype {names.dtype}")
 
 
 def random_flip_x(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, p: float = 0.5):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pc3d.data.kitti.augment import points_in_boxes_mask
+from pc3d.data.kitti.augment import NAME_DTYPE, points_in_boxes_mask
 from pc3d.data.kitti.calib import Calibration, fov_mask
 from pc3d.data.kitti.io import (
     DEFAULT_IMAGE_SIZE,
@@ -131,7 +131,14 @@ def _list_ids(d: Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.bin")) if d.is_dir() else []
 
 
-def _read_split(path: Path) -> list[str]:
+def read_split(path: str | Path) -> list[str]:
+    """Frame ids (zero-padded to 6 digits) of a split file with one id per line.
+
+    Raises ``ValueError`` naming the file when it is missing, and file:line for an id that is not digits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: split file not found")
     ids = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
         s = line.strip()
@@ -154,10 +161,10 @@ def resolve_splits(root: str | Path) -> tuple[dict[str, list[str]], str]:
     sets = root / "ImageSets"
     splits: dict[str, list[str]] = {}
     if (sets / "train.txt").exists() and (sets / "val.txt").exists():
-        splits["train"] = _read_split(sets / "train.txt")
-        splits["val"] = _read_split(sets / "val.txt")
+        splits["train"] = read_split(sets / "train.txt")
+        splits["val"] = read_split(sets / "val.txt")
         splits["test"] = (
-            _read_split(sets / "test.txt")
+            read_split(sets / "test.txt")
             if (sets / "test.txt").exists()
             else _list_ids(root / "testing" / "velodyne")
         )
@@ -183,6 +190,8 @@ def preprocess(
     out of the infos; the others continue. ``workers`` > 0 uses a process pool.
     """
     root, out = Path(root), Path(out)
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0 (0: in-process), got {workers}")
     if not (root / "training").is_dir() and not (root / "testing").is_dir():
         raise ValueError(f"--root {root}: expected a KITTI object directory with training/ and/or testing/")
     if splits is None:
@@ -192,6 +201,11 @@ def preprocess(
     train_like = list(dict.fromkeys(splits.get("train", []) + splits.get("val", [])))
     jobs = [FrameJob(str(root), str(out), "training", f, overwrite) for f in train_like]
     jobs += [FrameJob(str(root), str(out), "testing", f, overwrite) for f in splits.get("test", [])]
+    if not jobs:
+        raise ValueError(
+            f"--root {root}: no frames found (no .bin files in training/velodyne or testing/velodyne, "
+            f"and no ids in the splits from {source})"
+        )
     infos: dict[tuple[str, str], dict] = {}
     errors: dict[str, str] = {}
     for job, info, err in _map(jobs, workers, progress):
@@ -309,7 +323,7 @@ def load_frame(out: str | Path, info: dict) -> dict[str, np.ndarray]:
     d: dict[str, np.ndarray] = {"points": np.load(Path(out) / info["points_path"], allow_pickle=False)}
     an = info.get("annos")
     if an:
-        names = np.asarray(an["name"])
+        names = np.asarray(an["name"], dtype=NAME_DTYPE)  # also for frames without labels (empty list)
         keep = names != "DontCare"
         d["gt_boxes"] = np.asarray(an["gt_boxes_lidar"], np.float64).reshape(-1, 7)[keep]
         d["gt_names"] = names[keep]

@@ -9,30 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
+
 from .common import angle_to_class, box_ops, class_to_angle, mlp, point_ops, segments
 
-#: Class mean sizes (dx, dy, dz) of the 18 ScanNet detection classes, computed on the ScanNet v2 train
-#: split (mmdet3d ``scannet_means.npz``), in ``SCANNET_DET_CLASSES`` order.
-SCANNET_MEAN_SIZES: tuple[tuple[float, float, float], ...] = (
-    (0.76966727, 0.8116021, 0.92573744),
-    (1.876858, 1.8425595, 1.1931566),
-    (0.61328, 0.6148609, 0.7182701),
-    (1.3955007, 1.5121545, 0.83443564),
-    (0.97949594, 1.0675149, 0.6329687),
-    (0.531663, 0.5955577, 1.7500148),
-    (0.9624706, 0.72462326, 1.1481868),
-    (0.83221924, 1.0490936, 1.6875663),
-    (0.21132214, 0.4206159, 0.5372846),
-    (1.4440073, 1.8970833, 0.26985747),
-    (1.0294262, 1.4040797, 0.87554324),
-    (1.3766412, 0.65521795, 1.6813129),
-    (0.6650819, 0.71111923, 1.298853),
-    (0.41999173, 0.37906948, 1.7513971),
-    (0.59359556, 0.5912492, 0.73919016),
-    (0.50867593, 0.50656086, 0.30136237),
-    (1.1511526, 1.0546296, 0.49706793),
-    (0.47535285, 0.49249494, 0.5802117),
-)
+#: Class mean sizes (dx, dy, dz) of the 18 ScanNet detection classes (mmdet3d ``scannet_means.npz``), in
+#: ``SCANNET_DET_CLASSES`` order; defined once in :mod:`pc3d.data.scannet.classes`.
+SCANNET_MEAN_SIZES: tuple[tuple[float, float, float], ...] = SCANNET_DET_MEAN_SIZES
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "vote": 10.0,
