@@ -234,6 +234,9 @@ def test_overfit_real_kitti_frame_recovers_car(samples_dir, tmp_path):
     item = ds[0]
     assert item["meta"]["frame_id"] == "000002" and len(item["boxes"]) == 1
     batch = PointBatch.collate([item])
+    # One thread: multi-threaded CPU backward sums in varying order, and 200 Adam steps amplify
+    # that into final IoUs between 0.66 and 0.92. This test is about what is learnable.
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     bb = Pointformer(
         stem_channels=16,
@@ -263,7 +266,7 @@ def test_overfit_real_kitti_frame_recovers_car(samples_dir, tmp_path):
     )
     det = PointformerPointRCNN(bb, head, feat_channels=[0])
     opt = torch.optim.AdamW(det.parameters(), lr=3e-3, weight_decay=0.0)
-    for _ in range(150):
+    for _ in range(200):
         terms = det.loss(det(batch), batch)
         opt.zero_grad()
         terms["loss"].backward()
