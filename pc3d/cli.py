@@ -100,7 +100,9 @@ class PC3DCLI(LightningCLI):
         if trainer.get("logger") in (None, True):
             trainer.logger = [
                 _class_config("lightning.pytorch.loggers.CSVLogger", save_dir=root, name="csv"),
-                _class_config("lightning.pytorch.loggers.TensorBoardLogger", save_dir=root, name="tensorboard"),
+                _class_config(
+                    "lightning.pytorch.loggers.TensorBoardLogger", save_dir=root, name="tensorboard"
+                ),
             ]
         callbacks = list(trainer.get("callbacks") or [])
         if trainer.get("enable_checkpointing") is not False and not any(
