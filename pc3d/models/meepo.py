@@ -1,0 +1,72 @@
+"""MEEPO: the serialized point U-Net with CNN-Mamba blocks (arXiv 2410.21211; layout of PTv3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pc3d.models.blocks.bimamba import DIRECTIONS
+from pc3d.models.blocks.meepo_block import MEEPOBlock
+from pc3d.models.point import ORDERS
+from pc3d.models.serialized_unet import SerializedUNet
+
+
+class MEEPO(SerializedUNet):
+    """MEEPO segmentation backbone + linear head; ``forward(coord (N,3), feat (N,C), offsets (B+1,)) -> (N, classes)``.
+
+    Mixer hyper-parameters (``d_state``, ``d_conv``, ``expand``, ``directions``, ``scan_stride``,
+    ``mlp_ratio``, ``conv_kernel``) apply to every block; the layout arguments are those of
+    :class:`SerializedUNet`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 6,
+        num_classes: int = 20,
+        grid_size: float = 0.02,
+        orders: Sequence[str] = ORDERS,
+        shuffle_orders: bool = True,
+        strides: Sequence[int] = (2, 2, 2, 2),
+        enc_depths: Sequence[int] = (2, 2, 2, 6, 2),
+        enc_channels: Sequence[int] = (32, 64, 128, 256, 512),
+        dec_depths: Sequence[int] = (2, 2, 2, 2),
+        dec_channels: Sequence[int] = (64, 64, 128, 256),
+        drop_path: float = 0.3,
+        stem_kernel: int = 5,
+        d_state: int = 1,
+        d_conv: int = 4,
+        expand: float = 3.0,
+        dt_rank: int | str = "auto",
+        directions: Sequence[str] = DIRECTIONS,
+        scan_stride: int = 2,
+        mlp_ratio: float = 3.0,
+        conv_kernel: int = 3,
+        mixer_norm: str = "rms",
+        scan_backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            MEEPOBlock,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            grid_size=grid_size,
+            orders=orders,
+            shuffle_orders=shuffle_orders,
+            strides=strides,
+            enc_depths=enc_depths,
+            enc_channels=enc_channels,
+            dec_depths=dec_depths,
+            dec_channels=dec_channels,
+            drop_path=drop_path,
+            stem_kernel=stem_kernel,
+            block_args=dict(
+                d_state=d_state,
+                d_conv=d_conv,
+                expand=expand,
+                dt_rank=dt_rank,
+                directions=tuple(directions),
+                stride=scan_stride,
+                mlp_ratio=mlp_ratio,
+                conv_kernel=conv_kernel,
+                mixer_norm=mixer_norm,
+                backend=scan_backend,
+            ),
+        )

@@ -1,0 +1,209 @@
+"""``bench_models.py seg``: MEEPO vs the PTv3 baseline on the real scene0000_00 grid-sampled at 2 cm.
+
+Reports parameter counts of the paper-size models, inference latency and peak memory on the whole
+scene, and one training step (forward + backward, cross-entropy) on a sphere crop, with ratios
+against the PTv3 baseline measured in the same run. Each measurement runs in a fresh subprocess;
+peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
+(the warm-up's own peak, which includes one-off numba compilation, is reported separately as
+``warmup_peak_mem_gb``). Latencies are medians over ``--repeats`` runs after one warm-up.
+
+    python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+MODELS = {
+    # name: (class path, extra init args) -- all paper size: widths (32..512), depths (2,2,2,6,2)/(2,2,2,2)
+    "ptv3-math": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "math"}),
+    "ptv3-sdpa": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "sdpa"}),
+    "meepo": ("pc3d.models.meepo.MEEPO", {}),
+    "meepo-2dir": ("pc3d.models.meepo.MEEPO", {"directions": ["forward", "reverse"]}),
+}
+BASELINE = "ptv3-math"
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def load_scene(samples: Path, grid: float = 0.02, crop: int | None = None):
+    """scene0000_00 as ``(coord (N,3), feat (N,6), segment (N,))`` torch tensors, one point per 2 cm voxel."""
+    import numpy as np
+    import torch
+
+    from pc3d.data.scannet.preprocess import convert_scene
+    from pc3d.data.scannet.raw import read_label_tsv
+    from pc3d.kernels.points import grid_sample
+
+    root = samples / "scannet"
+    arrays = convert_scene(
+        root / "scans" / "scene0000_00", read_label_tsv(root / "meta" / "scannetv2-labels.combined.tsv")
+    )["arrays"]
+    coord = arrays["coord"] - arrays["coord"].mean(0)
+    keep, _ = grid_sample(torch.from_numpy(coord), grid, generator=torch.Generator().manual_seed(0))
+    keep = keep.numpy()
+    coord = coord[keep]
+    feat = np.concatenate([arrays["color"][keep] / 127.5 - 1, arrays["normal"][keep]], 1).astype(np.float32)
+    seg = arrays["segment20"][keep].astype(np.int64)
+    if crop is not None and crop < len(coord):  # SphereCrop around the scene's middle point
+        centre = coord[np.argsort(coord[:, 0])[len(coord) // 2]]
+        near = np.argsort(((coord - centre) ** 2).sum(1))[:crop]
+        coord, feat, seg = coord[near], feat[near], seg[near]
+    return torch.from_numpy(coord.astype(np.float32)), torch.from_numpy(feat), torch.from_numpy(seg)
+
+
+def build(name: str):
+    import importlib
+
+    path, extra = MODELS[name]
+    module, _, cls = path.rpartition(".")
+    return getattr(importlib.import_module(module), cls)(**extra)
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One (model, mode) measurement in this process."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    crop = args.train_points if args.mode == "train" else None
+    coord, feat, seg = load_scene(Path(args.samples), crop=crop)
+    offsets = torch.tensor([0, coord.shape[0]])
+    model = build(args.model)
+    params = sum(p.numel() for p in model.parameters())
+
+    def step() -> None:
+        if args.mode == "infer":
+            model.eval()
+            with torch.no_grad():
+                model(coord, feat, offsets)
+        else:
+            model.train()
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(coord, feat, offsets), seg, ignore_index=-1).backward()
+
+    base = _rss_bytes()
+    t = time.perf_counter()
+    step()  # warm-up: numba JIT / cache loading, allocator
+    warm_s = time.perf_counter() - t
+    warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:  # RSS sampled every 2 ms during the timed runs
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    stop.set()
+    sampler.join()
+    return {
+        "model": args.model,
+        "mode": args.mode,
+        "points": int(coord.shape[0]),
+        "params": params,
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "peak_mem_gb": (peak[0] - base) / 1e9,
+        "warmup_s": warm_s,
+        "warmup_peak_mem_gb": (warm_peak - base) / 1e9,
+    }
+
+
+def _run_worker(model: str, mode: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, "-m", "pc3d.tools.bench.models_seg", "--worker", "--model", model, "--mode", mode,
+           "--repeats", str(args.repeats), "--threads", str(args.threads), "--samples", str(args.samples),
+           "--train-points", str(args.train_points)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        return {"model": model, "mode": mode, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict], mode: str) -> str:
+    base = next((r for r in rows if r["model"] == BASELINE and "error" not in r), None)
+    out = [
+        f"| model | points | params (M) | {mode} median (s) | speed-up vs {BASELINE} | peak mem (GB) | "
+        f"mem ratio ({BASELINE} / model) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['model']} | – | – | failed: {r['error']} | – | – | – |")
+            continue
+        sp = f"{base['median_s'] / r['median_s']:.2f}x" if base else "–"
+        mr = f"{base['peak_mem_gb'] / max(r['peak_mem_gb'], 1e-9):.2f}x" if base else "–"
+        out.append(
+            f"| {r['model']} | {r['points']} | {r['params'] / 1e6:.2f} | {r['median_s']:.2f} | {sp} | "
+            f"{r['peak_mem_gb']:.2f} | {mr} |"
+        )
+    return "\n".join(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench_models.py seg", description=__doc__.split("\n\n")[0])
+    default_samples = os.environ.get(
+        "PC3D_SAMPLES", str(Path(__file__).resolve().parents[2].parent / "shared/data")
+    )
+    p.add_argument("--samples", default=default_samples, help="root of the real samples ($PC3D_SAMPLES)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (after one warm-up)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--train-points", type=int, default=20000, help="sphere-crop size for the training step")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--modes", nargs="+", default=["infer", "train"], choices=["infer", "train"])
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=["infer", "train"], help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    if not (Path(args.samples) / "scannet" / "scans" / "scene0000_00").is_dir():
+        print(
+            f"bench_models.py seg: scene0000_00 not found under {args.samples} (set $PC3D_SAMPLES)",
+            file=sys.stderr,
+        )
+        return 2
+    import torch
+
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, repeats {args.repeats}")
+    for name in args.models:
+        print(f"parameters {name}: {sum(p.numel() for p in build(name).parameters()) / 1e6:.2f} M")
+    for mode in args.modes:
+        rows = []
+        for name in args.models:
+            r = _run_worker(name, mode, args)
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+        print(
+            f"\n{mode} ({'whole scene' if mode == 'infer' else f'sphere crop of {args.train_points} points'}):"
+        )
+        print(_table(rows, mode))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
