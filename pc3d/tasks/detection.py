@@ -252,6 +252,17 @@ class DetectionModule(L.LightningModule):
             res.append(item)
         return res
 
+    @torch.no_grad()
+    def viz_samples(self, batch: PointBatch, outputs: Any = None) -> list[dict[str, Any]]:
+        """Clouds of a validation batch for ``pc3d.viz.callback.RenderValidationScenes``: the
+        prediction records of :meth:`predict_step` without ``meta``, named by scene/frame id."""
+        samples = []
+        for i, record in enumerate(self.predict_step(batch, 0)):
+            meta = record.pop("meta", None) or {}
+            record["name"] = str(meta.get("scene_id", meta.get("frame_id", i)))
+            samples.append(record)
+        return samples
+
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
         hp = self.hparams

@@ -260,6 +260,27 @@ class SegmentationModule(L.LightningModule):
             records.append(record)
         return records
 
+    @torch.no_grad()
+    def viz_samples(self, batch: PointBatch, outputs: Any = None) -> list[dict[str, Any]]:
+        """Clouds of a validation batch for ``pc3d.viz.callback.RenderValidationScenes``:
+        ``coord``, ``segment``, ``pred`` (argmax of one forward pass), ``class_names`` and ``name``."""
+        pred = self(batch).argmax(1)
+        names = list(self.class_names or [f"class_{i}" for i in range(self.num_classes)])
+        segments = batch.split(batch.point["segment"]) if "segment" in batch.point else None
+        metas = batch.meta or [{} for _ in range(batch.num_clouds)]
+        samples = []
+        for i, (coord, p) in enumerate(zip(batch.split(batch.coord), batch.split(pred))):
+            sample = {
+                "coord": coord,
+                "pred": p,
+                "class_names": names,
+                "name": str(metas[i].get("scene_id", i)),
+            }
+            if segments is not None:
+                sample["segment"] = segments[i]
+            samples.append(sample)
+        return samples
+
     # ------------------------------------------------------------------ epoch ends
     def _log_scores(self, metric: SegmentationMetric, stage: str) -> None:
         if int(metric.confmat.sum()) == 0 and not (

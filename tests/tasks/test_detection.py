@@ -216,3 +216,15 @@ def test_configs_build(name):
     )
     names = cfg["model"]["init_args"]["class_names"]
     assert len(names) == mod.model.num_classes
+
+
+def test_viz_samples_render_as_scenes():
+    from pc3d.viz.scene import scene_from_dict
+
+    mod = module().eval()
+    batch = PointBatch.collate([scene(0), scene(1)])
+    samples = mod.viz_samples(batch, None)
+    assert len(samples) == 2 and all("meta" not in s for s in samples)
+    for sample in samples:
+        sc = scene_from_dict({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in sample.items()})
+        assert sc.boxes_gt.shape[1] == 7 and sc.boxes_pred.shape[1] == 7

@@ -196,3 +196,16 @@ def test_overfit_scene0000_crop(samples_dir):
             break
     assert best >= 0.9, f"point accuracy {best:.3f} after 60 steps"
     assert time.perf_counter() - start < 120
+
+
+def test_viz_samples_render_as_scenes():
+    """The render callback's protocol: every sample is a valid pc3d.viz scene with labels and predictions."""
+    from pc3d.viz.scene import scene_from_dict
+
+    task = _task().eval()
+    batch = _batch([0, 1])
+    samples = task.viz_samples(batch, None)
+    assert [s["name"] for s in samples] == ["s0", "s1"]
+    for sample, coord in zip(samples, batch.split(batch.coord)):
+        scene = scene_from_dict({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in sample.items()})
+        assert scene.pred.shape == scene.segment.shape == (coord.shape[0],)
