@@ -161,10 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which demos to run (default: both)",
     )
     parser.add_argument(
-        "--seg-minutes", type=float, default=4.0, help="training time budget of the MEEPO demo"
+        "--seg-minutes", type=float, default=5.0, help="training time budget of the MEEPO demo"
     )
     parser.add_argument(
-        "--det-minutes", type=float, default=3.5, help="training time budget of the Pointformer demo"
+        "--det-minutes", type=float, default=4.5, help="training time budget of the Pointformer demo"
     )
     parser.add_argument("--predict-batches", type=int, default=2, help="test batches to predict and render")
     parser.add_argument(
@@ -202,32 +202,17 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
-    if "seg" in args.tasks:
-        seg_metrics, seg_npz = run_task(
-            "meepo",
-            args.seg_config,
-            data / "scannet",
-            work,
-            ["npz", "scannet"],
-            args.override,
-            args.seg_minutes,
-            args.predict_batches,
+    plans = {  # task: (run name, config, data root, prediction formats, fit minutes, picture view)
+        "seg": ("meepo", args.seg_config, data / "scannet", ["npz", "scannet"], args.seg_minutes, "oblique"),
+        "det": ("pointformer", args.det_config, data / "kitti", ["npz", "kitti"], args.det_minutes, "bev"),
+    }
+    for task in dict.fromkeys(args.tasks):
+        name, config, root, formats, minutes, view = plans[task]
+        metrics, npz = run_task(
+            name, config, root, work, formats, args.override, minutes, args.predict_batches
         )
-        results["meepo"] = seg_metrics
-        pictures += render(seg_npz, work / "pictures" / "meepo", view="oblique")
-    if "det" in args.tasks:
-        det_metrics, det_npz = run_task(
-            "pointformer",
-            args.det_config,
-            data / "kitti",
-            work,
-            ["npz", "kitti"],
-            args.override,
-            args.det_minutes,
-            args.predict_batches,
-        )
-        results["pointformer"] = det_metrics
-        pictures += render(det_npz, work / "pictures" / "pointformer", view="bev")
+        results[name] = metrics
+        pictures += render(npz, work / "pictures" / name, view=view)
 
     summary = work / "metrics.json"
     summary.write_text(json.dumps(results, indent=2, sort_keys=True))
