@@ -52,7 +52,7 @@ def _bits_to_f32(typingctx, bits):
 
 
 def _exp2(x):  # pragma: no cover - typed through the overload below
-    raise NotImplementedError
+    raise TypeError("numba-only helper: usable inside @njit kernels, where its @overload applies")
 
 
 @overload(_exp2, inline="always")
@@ -77,7 +77,7 @@ _LOG2E32 = np.float32(LOG2E)
 
 
 def _exp(x):  # pragma: no cover - typed through the overload below
-    raise NotImplementedError
+    raise TypeError("numba-only helper: usable inside @njit kernels, where its @overload applies")
 
 
 @overload(_exp, inline="always")
@@ -91,7 +91,7 @@ def _exp_overload(x):
 
 
 def _like(x, ref):  # pragma: no cover - typed through the overload below
-    raise NotImplementedError
+    raise TypeError("numba-only helper: usable inside @njit kernels, where its @overload applies")
 
 
 @overload(_like, inline="always")
