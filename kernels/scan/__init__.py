@@ -1,9 +1,18 @@
 """Selective scan (Mamba S6) with packed sequences, reverse and strided scan orders.
 
 ``selective_scan`` dispatches to a torch reference, numba (CPU), Triton (GPU) or mamba-ssm (CUDA, optional).
+``sequence_depthwise_conv`` is the centred depthwise conv along the same scan orders (numba on CPU).
 """
 
 from pc3d.kernels.scan.interface import BACKENDS, selective_scan
 from pc3d.kernels.scan.reference import scan_order, selective_scan_ref
+from pc3d.kernels.scan.sequence_conv import sequence_depthwise_conv, sequence_depthwise_conv_ref
 
-__all__ = ["BACKENDS", "scan_order", "selective_scan", "selective_scan_ref"]
+__all__ = [
+    "BACKENDS",
+    "scan_order",
+    "selective_scan",
+    "selective_scan_ref",
+    "sequence_depthwise_conv",
+    "sequence_depthwise_conv_ref",
+]

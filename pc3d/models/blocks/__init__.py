@@ -1,6 +1,6 @@
 """Mixer blocks for the serialized point U-Net: MEEPO's CNN-Mamba block and PTv3's attention block."""
 
-from pc3d.models.blocks.bimamba import BiMamba, direction_permutation
+from pc3d.models.blocks.bimamba import BiMamba
 from pc3d.models.blocks.common import MLP, DropPath
 from pc3d.models.blocks.meepo_block import MEEPOBlock
 from pc3d.models.blocks.ptv3_block import PTv3Block, SerializedAttention, patch_index
@@ -12,6 +12,5 @@ __all__ = [
     "MEEPOBlock",
     "PTv3Block",
     "SerializedAttention",
-    "direction_permutation",
     "patch_index",
 ]

@@ -1,14 +1,14 @@
 """Causal-free strided bidirectional Mamba mixer (MEEPO) on packed, serialized point clouds.
 
-Every direction is a permutation ``pi`` of the rows that keeps each cloud inside its own
-segment (meepo.md §5, applied per cloud): ``forward`` (serialized order), ``reverse``,
-``strided`` (0, s, 2s, ..., 1, 1+s, ... within each cloud) and ``strided-reverse`` (the strided
-sequence reversed). All directions are gathered at once, go through a centred (non-causal)
-depthwise conv that zero-pads at cloud edges, and are scanned in ONE call of
-:func:`pc3d.kernels.selective_scan.selective_scan` with the directions stacked on the channel
-axis (B/C grouped by direction) and ``offsets`` so that the state resets at every cloud start.
-The outputs are scattered back (``y[pi] = y_dir``) and summed over directions; the gate branch
-``z`` follows the MambaVision-style concatenation ``out_proj(cat[sum y, sum silu(conv(z))])``.
+The rows are gathered once into the block's serialization order (clouds stay in their segments,
+``offsets`` unchanged). Every direction is then a scan order *of that sequence*, expressed as
+``(reverse, stride)`` of the kernels: ``forward`` (serialized order), ``reverse``, ``strided``
+(0, s, 2s, ..., 1, 1+s, ... within each cloud, meepo.md §5) and ``strided-reverse``. Per direction,
+:func:`pc3d.kernels.sequence_depthwise_conv` runs the centred (non-causal) depthwise conv along that
+order, zero-padded at cloud edges, and :func:`pc3d.kernels.selective_scan` runs the SSM with its
+state reset at every cloud start. Both return rows in serialized order, so directions are summed
+without any permuted copy, and one gather at the end returns the rows to the caller's order. The gate
+branch ``z`` follows the MambaVision-style concatenation ``out_proj(cat[sum y, sum silu(conv(z))])``.
 """
 
 from __future__ import annotations
@@ -20,69 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.kernels import selective_scan
-from pc3d.models.blocks.common import segment_positions
+from pc3d.kernels import selective_scan, sequence_depthwise_conv
 
 DIRECTIONS = ("forward", "reverse", "strided", "strided-reverse")
-
-
-def direction_permutation(offsets: Tensor, direction: str, stride: int = 2) -> Tensor:
-    """Scan order ``pi (N,)`` for packed segments: scan position ``p`` reads row ``pi[p]``.
-
-    ``offsets (B+1,)``; ``pi`` maps each segment ``[a, e)`` onto itself.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
-    n = int(offsets[-1])
-    device = offsets.device
-    idx = torch.arange(n, device=device)
-    if direction == "forward":
-        return idx
-    local, length = segment_positions(offsets)
-    start = idx - local
-    if direction == "reverse":
-        return start + length - 1 - local
-    if stride < 1:
-        raise ValueError(f"stride: expected an integer >= 1, got {stride}")
-    counts = offsets[1:] - offsets[:-1]
-    phases = torch.arange(stride, device=device)
-    m = ((counts[:, None] - phases[None, :] + stride - 1) // stride).clamp_min(0)  # (B, s) tokens per phase
-    phase_start = torch.cumsum(m, 1) - m  # (B, s)
-    cloud = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts)
-    pos = start + phase_start[cloud, local % stride] + local // stride  # scan position of every row
-    pi = torch.empty_like(idx)
-    pi[pos] = idx
-    if direction == "strided-reverse":
-        pi = pi[start + length - 1 - local]
-    return pi
 
 
 def _fp32(x: Tensor) -> Tensor:
     """Contiguous, and promoted to float32 when in half precision (autocast)."""
     return (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x).contiguous()
-
-
-def segment_depthwise_conv(x: Tensor, weight: Tensor, offsets: Tensor) -> Tensor:
-    """Centred depthwise conv along the rows of ``x (D, N, C)`` with zero padding at segment edges.
-
-    ``weight (D, C, k)``: output ``p`` sees rows ``p - (k-1)//2 .. p + k//2`` (PyTorch ``padding='same'``)
-    of the same segment only. Returns channel-major ``(D, C, N)``.
-
-    The segments are laid out with ``k - 1`` zero rows between them and convolved in one grouped
-    ``conv1d`` call, so nothing leaks across segment edges.
-    """
-    nd, n, c = x.shape
-    k = weight.shape[-1]
-    left = (k - 1) // 2
-    counts = offsets[1:] - offsets[:-1]
-    cloud = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts)
-    dest = torch.arange(n, device=x.device) + cloud * (k - 1) + left  # row -> position in the padded layout
-    length = n + counts.numel() * (k - 1)
-    buf = x.new_zeros(nd, length, c)
-    buf[:, dest] = x
-    buf = buf.transpose(1, 2).reshape(1, nd * c, length)
-    out = F.conv1d(buf, weight.reshape(nd * c, 1, k), groups=nd * c)  # (1, D*C, length - k + 1)
-    return out.reshape(nd, c, -1)[:, :, dest - left]
 
 
 class BiMamba(nn.Module):
@@ -99,9 +44,8 @@ class BiMamba(nn.Module):
         dt_min, dt_max, dt_init_floor: Mamba's ``dt`` bias initialisation range.
         backend: passed to ``selective_scan``.
 
-    ``forward(x (N, C), offsets (B+1,), index (D, N), inverse (D, N) | None) -> (N, C)`` where
-    ``index[d]`` gives, for every scan position of direction ``d``, the row of ``x`` it reads (build
-    it with :meth:`scan_index`) and ``inverse[d]`` its inverse permutation (computed when ``None``).
+    ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
+    cloud along ``order`` in each direction. Inference keeps one direction's buffers alive at a time.
     """
 
     def __init__(
@@ -163,55 +107,45 @@ class BiMamba(nn.Module):
             ).clamp_min(floor)
             self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
-    def scan_index(self, order: Tensor, offsets: Tensor) -> Tensor:
-        """``(D, N)`` rows read at each scan position, from the serialized ``order (N,)``."""
-        return torch.stack([order[direction_permutation(offsets, d, self.stride)] for d in self.directions])
+    def scan_order(self, direction: str) -> tuple[bool, int]:
+        """``(reverse, stride)`` of a direction, as understood by the scan and conv kernels."""
+        return direction.endswith("reverse"), self.stride if direction.startswith("strided") else 1
 
-    def forward(self, x: Tensor, offsets: Tensor, index: Tensor, inverse: Tensor | None = None) -> Tensor:
-        n, nd = x.shape[0], len(self.directions)
-        if inverse is None:
-            inverse = torch.empty_like(index).scatter_(
-                1, index, torch.arange(n, device=x.device).expand(nd, n)
+    def forward(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        """``x (N, C)`` rows packed by ``offsets (B+1,)``; ``order (N,)`` the serialization (rows of a
+        cloud stay inside its segment) and ``inverse (N,)`` its inverse permutation -> ``(N, C)``."""
+        d, r, ns = self.d_inner, self.dt_rank, self.d_state
+        conv_backend = "torch" if self.backend == "torch" else "auto"
+        xz = torch.mm(self.in_proj.weight, x[order].t()).unsqueeze(0)  # (1, 2d, N) in serialized order
+        y_sum = z_sum = None
+        for k, direction in enumerate(self.directions):
+            reverse, stride = self.scan_order(direction)
+            conv = sequence_depthwise_conv(
+                xz, self.conv_weight[k], offsets, reverse=reverse, stride=stride, backend=conv_backend
             )
-        xz = self.in_proj(x)
-        if torch.is_grad_enabled():  # all directions in one scan call
-            out = self._directions(xz, offsets, index, inverse, slice(0, nd))
-        else:  # inference: one direction at a time, a quarter of the peak memory for four directions
-            out = self._directions(xz, offsets, index[:1], inverse[:1], slice(0, 1))
-            for k in range(1, nd):
-                out = out + self._directions(
-                    xz, offsets, index[k : k + 1], inverse[k : k + 1], slice(k, k + 1)
-                )
-        return self.out_proj(out)
-
-    def _directions(self, xz: Tensor, offsets: Tensor, index: Tensor, inverse: Tensor, sel: slice) -> Tensor:
-        """Sum over the directions ``sel`` of ``cat[y, silu(conv(z))]`` in row order, ``(N, 2d)``."""
-        n = xz.shape[0]
-        nd, d, r, ns = index.shape[0], self.d_inner, self.dt_rank, self.d_state
-        xz = F.silu(
-            segment_depthwise_conv(xz[index], self.conv_weight[sel], offsets)
-        )  # (D, 2d, N) scan order
-        xs, zs = xz[:, :d], xz[:, d:]
-        dbc = torch.einsum("kcn,koc->kon", xs, self.x_proj_weight[sel])  # (D, r + 2n, N)
-        dt = torch.einsum("krn,kcr->kcn", dbc[:, :r], self.dt_proj_weight[sel])  # (D, d, N)
-        y = selective_scan(  # in fp32 also under autocast (the recurrence is precision-sensitive)
-            _fp32(xs.reshape(1, nd * d, n)),
-            _fp32(dt.reshape(1, nd * d, n)),
-            -torch.exp(self.A_log[sel]).reshape(nd * d, ns),
-            _fp32(dbc[:, r : r + ns].unsqueeze(0)),  # B (1, D, n, N): one group per direction
-            _fp32(dbc[:, r + ns :].unsqueeze(0)),
-            self.D[sel].reshape(nd * d),
-            z=None,
-            delta_bias=self.dt_proj_bias[sel].reshape(nd * d),
-            delta_softplus=True,
-            offsets=offsets,
-            backend=self.backend,
-        )  # (1, D*d, N)
-        yz = torch.cat([y.reshape(nd, d, n).to(zs.dtype), zs], 1).transpose(1, 2)  # (D, N, 2d) in scan order
-        out = yz[0][inverse[0]]  # y[pi] = y_dir, i.e. y = y_dir[pi^-1], summed over directions
-        for k in range(1, nd):
-            out = out + yz[k][inverse[k]]
-        return out
+            conv = F.silu(conv)
+            xs, zs = conv[:, :d], conv[:, d:]  # (1, d, N) each
+            dbc = torch.mm(self.x_proj_weight[k], xs[0])  # (r + 2n, N)
+            dt = torch.mm(self.dt_proj_weight[k], dbc[:r])  # (d, N)
+            y = selective_scan(  # in fp32 also under autocast (the recurrence is precision-sensitive)
+                _fp32(xs),
+                _fp32(dt.unsqueeze(0)),
+                -torch.exp(self.A_log[k]),
+                _fp32(dbc[None, r : r + ns]),
+                _fp32(dbc[None, r + ns :]),
+                self.D[k],
+                z=None,
+                delta_bias=self.dt_proj_bias[k],
+                delta_softplus=True,
+                offsets=offsets,
+                reverse=reverse,
+                stride=stride,
+                backend=self.backend,
+            ).to(zs.dtype)
+            y_sum = y if y_sum is None else y_sum + y
+            z_sum = zs if z_sum is None else z_sum + zs
+        out = torch.mm(torch.cat([y_sum, z_sum], 1)[0].t(), self.out_proj.weight.t())  # (N, C) serialized
+        return out[inverse]
 
     def extra_repr(self) -> str:
         return (

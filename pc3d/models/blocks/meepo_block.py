@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from pc3d.kernels.sparse import spconv
@@ -49,13 +48,8 @@ class MEEPOBlock(nn.Module):
     def forward(self, feat: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
         conv = self.conv(point.sparse.replace_feature(feat)).features
         feat = feat + self.conv_act(self.conv_norm(conv))
-        key = ("bimamba", order_index, self.mixer.directions, self.mixer.stride)
-        maps = point.cache.get(key)
-        if maps is None:
-            index = self.mixer.scan_index(point.order[order_index], point.offsets)
-            inverse = torch.empty_like(index).scatter_(
-                1, index, torch.arange(index.shape[1], device=index.device).expand_as(index)
-            )
-            maps = point.cache[key] = (index, inverse)
-        feat = feat + self.drop_path(self.mixer(self.norm1(feat), point.offsets, *maps), point.batch)
+        feat = feat + self.drop_path(
+            self.mixer(self.norm1(feat), point.offsets, point.order[order_index], point.inverse[order_index]),
+            point.batch,
+        )
         return feat + self.drop_path(self.mlp(self.norm2(feat)), point.batch)
