@@ -262,6 +262,14 @@ def _skewed_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.empty(size + _SKEW, dtype=dtype)[_SKEW:].reshape(shape)
 
 
+@njit(cache=True)
+def _skewed_buffers(count, length, dtype):
+    """``count`` work buffers ``(length,)`` in one allocation, each starting at a different offset (``_SKEW``)."""
+    step = length + _SKEW
+    buf = np.empty(count * step + _SKEW, dtype=dtype)
+    return [buf[k * step + _SKEW - (k * 37) % _SKEW :][:length] for k in range(count)]
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _forward_kernel_n1(
     u, delta, A2, Bt, Ct, Dv, z, bias, offsets, softplus, has_z, reverse, stride, chunk, ck_base, save, out, last,
@@ -436,6 +444,123 @@ def _backward_kernel(
             dbias_row[b, d] = dbias
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def _backward_kernel_n1(
+    u, delta, A, A2, Bt, Ct, Dv, z, bias, offsets, softplus, has_z, reverse, stride, dout, dlast,
+    du, ddelta, dz, dA_row, dD_row, dbias_row, dB_part, dC_part,
+):  # fmt: skip
+    """:func:`_backward_kernel` for ``n == 1``: ``Bt, Ct (b, g, L)``, ``dB_part, dC_part (workers, b, g, L)``.
+
+    Per sequence and row, the states are recomputed from the sequence start (no checkpoints needed)
+    and only the two recurrences walk the scan order (``h = a·h + Δ·u·B`` forwards, then
+    ``λ = a·(λ + dy·C)`` backwards); everything pointwise runs in vectorised memory-order passes.
+    """
+    nb, nd, _ = u.shape
+    dpg = nd // Bt.shape[1]
+    nseg = offsets.shape[0] - 1
+    nrows = nb * nd
+    nwork = dB_part.shape[0]
+    maxlen = 0
+    for seg in range(nseg):
+        maxlen = max(maxlen, offsets[seg + 1] - offsets[seg])
+    for w in prange(nwork):
+        bufs = _skewed_buffers(7, maxlen, A2.dtype)
+        abuf = bufs[0]  # decay a
+        hbuf = bufs[1]  # Δ·u·B, then the states h
+        ahbuf = bufs[2]  # a · h_prev
+        dybuf = bufs[3]  # dL/dy
+        lkbuf = bufs[4]  # λ_t + dy·C
+        dlbuf = bufs[5]  # Δ
+        sbuf = bufs[6]  # dΔ/dδ: sigmoid(δ + bias) with softplus, else 1
+        for row in range(w * nrows // nwork, (w + 1) * nrows // nwork):
+            b = row // nd
+            d = row - b * nd
+            g = d // dpg
+            a2 = A2[d, 0]
+            ad = A[d, 0]
+            dd = Dv[d]
+            bd = bias[d]
+            ur = u[b, d]
+            dr = delta[b, d]
+            gr = dout[b, d]
+            br = Bt[b, g]
+            cr = Ct[b, g]
+            dBp = dB_part[w, b, g]
+            dCp = dC_part[w, b, g]
+            dur = du[b, d]
+            ddr = ddelta[b, d]
+            dD = _like(0.0, a2)
+            dbias = _like(0.0, a2)
+            dAacc = _like(0.0, a2)
+            for seg in range(nseg):
+                s0 = offsets[seg]
+                length = offsets[seg + 1] - s0
+                if length == 0:
+                    continue
+                if softplus:  # pass 1: Δ, dΔ/dδ, decay and Δ·u·B, memory order
+                    for q in range(length):
+                        x = dr[s0 + q] + bd
+                        dlbuf[q] = _softplus(x)
+                        sbuf[q] = _sigmoid(x)
+                else:
+                    for q in range(length):
+                        dlbuf[q] = dr[s0 + q] + bd
+                        sbuf[q] = 1.0
+                for q in range(length):
+                    dl = dlbuf[q]
+                    abuf[q] = _exp2(dl * a2)
+                    hbuf[q] = dl * ur[s0 + q] * br[s0 + q]
+                h = abuf[0] * 0
+                i, r = _scan_start(0, length, stride, reverse)
+                for _ in range(length):  # pass 2: states, scan order
+                    ah = abuf[i] * h
+                    ahbuf[i] = ah
+                    h = ah + hbuf[i]
+                    hbuf[i] = h
+                    i, r = _scan_step(i, r, length, stride, reverse)
+                if has_z:  # pass 3: dy (and dz), dC, dD, memory order
+                    zr = z[b, d]
+                    dzr = dz[b, d]
+                    for q in range(length):
+                        t = s0 + q
+                        zz = zr[t]
+                        sg = _sigmoid(zz)
+                        y = cr[t] * hbuf[q] + dd * ur[t]
+                        dzr[t] = gr[t] * y * sg * (1.0 + zz * (1.0 - sg))
+                        dybuf[q] = gr[t] * zz * sg
+                else:
+                    for q in range(length):
+                        dybuf[q] = gr[s0 + q]
+                for q in range(length):
+                    t = s0 + q
+                    dCp[t] += dybuf[q] * hbuf[q]
+                    dD += dybuf[q] * ur[t]
+                lam = dlast[b, seg, d, 0]
+                i, r = _scan_start(length - 1, length, stride, reverse)
+                for _ in range(length):  # pass 4: adjoint states, reverse scan order
+                    lk = lam + dybuf[i] * cr[s0 + i]
+                    lkbuf[i] = lk
+                    lam = abuf[i] * lk
+                    i, r = _scan_step(i, r, length, stride, not reverse)  # one scan position back
+                for q in range(length):  # pass 5: input gradients, memory order
+                    t = s0 + q
+                    dl = dlbuf[q]
+                    lk = lkbuf[q]
+                    uu = ur[t]
+                    sum_lb = lk * br[t]
+                    xa = ahbuf[q] * lk
+                    dBp[t] += lk * dl * uu
+                    dur[t] = dd * dybuf[q] + dl * sum_lb
+                    ddl = uu * sum_lb + ad * xa
+                    dAacc += dl * xa
+                    ddl = ddl * sbuf[q]
+                    ddr[t] = ddl
+                    dbias += ddl
+            dA_row[b, d, 0] = dAacc
+            dD_row[b, d] = dD
+            dbias_row[b, d] = dbias
+
+
 def _chunk_bases(offsets: np.ndarray, chunk: int) -> tuple[np.ndarray, int]:
     """First checkpoint slot of every sequence and the total number of slots."""
     lengths = np.diff(offsets)
@@ -556,12 +681,21 @@ def scan_backward(
     dC_part = np.zeros((workers, bsz, groups, length, n), dtype=npt)
     dl = _np(dlast, ct, (bsz, nseg, dim, n))
     A2 = (_np(A, torch.float64) * LOG2E).astype(npt)
-    _backward_kernel(
-        _np(u, ct), _np(delta, ct), _np(A, ct), A2, _bc_layout(B, ct), _bc_layout(C, ct), _np(D, ct, (dim,)),
-        _np(z, ct, (1, 1, 1)), _np(delta_bias, ct, (dim,)), offs, bool(softplus), z is not None, bool(reverse),
-        int(stride), int(chunk), ck_base, _np(ckpt, ct), _np(dout, ct), dl,
-        du, ddelta, dz, dA_row, dD_row, dbias_row, dB_part, dC_part,
+    Bt, Ct = _bc_layout(B, ct), _bc_layout(C, ct)
+    common = (
+        _np(u, ct), _np(delta, ct), _np(A, ct), A2, Bt, Ct, _np(D, ct, (dim,)), _np(z, ct, (1, 1, 1)),
+        _np(delta_bias, ct, (dim,)), offs, bool(softplus), z is not None, bool(reverse), int(stride),
     )  # fmt: skip
+    grads = (du, ddelta, dz, dA_row, dD_row, dbias_row)
+    if n == 1:
+        Bt, Ct = np.ascontiguousarray(Bt[..., 0]), np.ascontiguousarray(Ct[..., 0])
+        _backward_kernel_n1(
+            *common[:4], Bt, Ct, *common[6:], _np(dout, ct), dl, *grads, dB_part[..., 0], dC_part[..., 0]
+        )
+    else:
+        _backward_kernel(
+            *common, int(chunk), ck_base, _np(ckpt, ct), _np(dout, ct), dl, *grads, dB_part, dC_part
+        )
     dB = np.empty((bsz, groups, n, length), dtype=npt)
     dC = np.empty((bsz, groups, n, length), dtype=npt)
     _reduce_workers(dB_part, dB)

@@ -80,6 +80,21 @@ def naive_scan(inp, softplus, offsets, reverse, stride):
 # (b, d, L, n, groups, z, D, bias, softplus, reverse, stride, offsets)
 CASES = {
     "n1-stride2-all": (2, 4, 17, 1, 0, True, True, True, True, False, 2, None),
+    "n1-packed-grouped-reverse-stride3-noz": (
+        1,
+        4,
+        23,
+        1,
+        2,
+        False,
+        True,
+        False,
+        True,
+        True,
+        3,
+        [0, 1, 8, 8, 23],
+    ),
+    "n1-reverse-nosoftplus-noD": (2, 4, 15, 1, 0, True, False, True, False, True, 1, None),
     "n4-grouped-reverse-stride3-noz": (2, 4, 19, 4, 2, False, True, False, False, True, 3, None),
     "n16-reverse-stride8-noD": (1, 4, 21, 16, 0, True, False, True, True, True, 8, None),
     "packed-len1-empty-reverse-stride3": (1, 4, 23, 4, 2, True, True, True, True, True, 3, [0, 1, 8, 8, 23]),
@@ -281,10 +296,13 @@ def test_packed_batch_equals_each_cloud_alone(backend):
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
-@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("packed", [False, True, "n1"])
 def test_gradcheck_float64(backend, packed, monkeypatch):
     monkeypatch.setattr(numba_cpu, "DEFAULT_CHUNK", 2)
-    if packed:
+    if packed == "n1":  # n = 1 has its own numba kernels
+        inp = make_inputs(1, 2, 9, 1, groups=2, seed=9)
+        kw = dict(delta_softplus=True, offsets=torch.tensor([0, 4, 9]), reverse=False, stride=2)
+    elif packed:
         inp = make_inputs(1, 2, 7, 2, groups=2, seed=7)
         kw = dict(delta_softplus=True, offsets=torch.tensor([0, 3, 7]), reverse=True, stride=2)
     else:
