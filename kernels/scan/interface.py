@@ -68,30 +68,36 @@ def _validate(u, delta, A, B, C, D, z, delta_bias, offsets, reverse, stride, bac
             _check_tensor(name, t, (1,), dev)
             if t.shape[0] != dim:
                 raise ValueError(f"{name} must have shape (d,) = ({dim},), got {tuple(t.shape)}")
+    check_scan_order(offsets, reverse, stride, bsz, length, "u")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def check_scan_order(
+    offsets: object, reverse: object, stride: object, bsz: int, length: int, name: str
+) -> None:
+    """Validate the scan-order arguments shared by the scan and conv ops (``name``: the ``(b, d, L)`` input)."""
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ValueError(f"stride must be an int >= 1, got {stride!r}")
     if not isinstance(reverse, bool):
         raise ValueError(f"reverse must be a bool, got {reverse!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if offsets is not None:
-        if (
-            not isinstance(offsets, Tensor)
-            or offsets.dim() != 1
-            or offsets.dtype not in (torch.int32, torch.int64)
-        ):
-            raise ValueError("offsets must be a 1-D int32/int64 tensor (S+1,) of sequence boundaries")
-        if bsz != 1:
-            raise ValueError(f"offsets (packed sequences) require b == 1, got u with b = {bsz}")
-        if offsets.numel() < 2:
-            raise ValueError(f"offsets must have at least 2 entries (S+1,), got {offsets.numel()}")
-        o = offsets.detach().cpu()
-        if int(o[0]) != 0 or int(o[-1]) != length:
-            raise ValueError(
-                f"offsets must start at 0 and end at L = {length}, got {int(o[0])} ... {int(o[-1])}"
-            )
-        if bool((o[1:] < o[:-1]).any()):
-            raise ValueError("offsets must be non-decreasing (monotonic sequence boundaries)")
+    if offsets is None:
+        return
+    if (
+        not isinstance(offsets, Tensor)
+        or offsets.dim() != 1
+        or offsets.dtype not in (torch.int32, torch.int64)
+    ):
+        raise ValueError("offsets must be a 1-D int32/int64 tensor (S+1,) of sequence boundaries")
+    if bsz != 1:
+        raise ValueError(f"offsets (packed sequences) require b == 1, got {name} with b = {bsz}")
+    if offsets.numel() < 2:
+        raise ValueError(f"offsets must have at least 2 entries (S+1,), got {offsets.numel()}")
+    o = offsets.detach().cpu()
+    if int(o[0]) != 0 or int(o[-1]) != length:
+        raise ValueError(f"offsets must start at 0 and end at L = {length}, got {int(o[0])} ... {int(o[-1])}")
+    if bool((o[1:] < o[:-1]).any()):
+        raise ValueError("offsets must be non-decreasing (monotonic sequence boundaries)")
 
 
 def _triton_usable(dev: torch.device) -> bool:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from pc3d.kernels.scan.interface import check_scan_order
 from pc3d.kernels.scan.reference import scan_order
 
 __all__ = ["sequence_depthwise_conv", "sequence_depthwise_conv_ref", "sequence_positions"]
@@ -79,23 +80,7 @@ def _validate(x: object, weight: object, offsets: object, reverse: object, strid
         )
     if weight.device != x.device:
         raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
-    if not isinstance(reverse, bool):
-        raise ValueError(f"reverse must be a bool, got {reverse!r}")
-    if offsets is None:
-        return
-    if (
-        not isinstance(offsets, Tensor)
-        or offsets.dim() != 1
-        or offsets.dtype not in (torch.int32, torch.int64)
-    ):
-        raise ValueError("offsets must be a 1-D int32/int64 tensor (S+1,) of sequence boundaries")
-    if nb != 1:
-        raise ValueError(f"offsets (packed sequences) require b == 1, got x with b = {nb}")
-    o = offsets.detach().cpu()
-    if o.numel() < 2 or int(o[0]) != 0 or int(o[-1]) != length or bool((o[1:] < o[:-1]).any()):
-        raise ValueError(f"offsets must be non-decreasing from 0 to L = {length}, got {o.tolist()}")
+    check_scan_order(offsets, reverse, stride, nb, length, "x")
 
 
 def sequence_depthwise_conv(
