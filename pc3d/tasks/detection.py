@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pc3d.data.batch import PointBatch
 from pc3d.metrics.detection_indoor import IndoorDetectionMAP
+from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 METRICS = ("indoor", "kitti", "none")
@@ -78,8 +79,8 @@ class DetectionModule(L.LightningModule):
             weight decay 0.1, step decay x0.3 at epochs 32 and 40 over 48 epochs, grad clip 10 via the
             trainer's ``gradient_clip_val``), ``"adam"`` or ``"sgd"``.
         lr, weight_decay, betas: optimiser settings (``betas`` also gives SGD's momentum as ``betas[0]``).
-        schedule: ``"step"`` (``milestones`` epochs, factor ``gamma``), ``"cosine"`` (to 0 at ``max_epochs``)
-            or ``"none"``.
+        schedule: ``"step"`` (``milestones`` epochs, factor ``gamma``), ``"cosine"`` (per step, to 0 when
+            ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes first) or ``"none"``.
         mean_sizes_from_data: when fitting, copy the datamodule's ``mean_sizes`` (per-class mean box sizes,
             e.g. ``ScanNetDataModule(mean_sizes="data")``) into the head's size clusters ``head.mean_sizes``.
 
@@ -277,7 +278,6 @@ class DetectionModule(L.LightningModule):
             return opt
         if hp.schedule == "step":
             sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(hp.milestones), gamma=hp.gamma)
-        else:
-            t_max = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        sched = BudgetSchedule(opt, "cosine", *trainer_budget(self._trainer))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from pc3d.data.batch import PointBatch, offsets_from_counts
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
 from pc3d.models.losses.lovasz import lovasz_softmax
+from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 SCHEDULES = ("onecycle", "cosine", "none")
 
@@ -53,7 +54,9 @@ class SegmentationModule(L.LightningModule):
         block_lr_scale: learning-rate factor for parameters whose name matches ``block_lr_pattern``
             (Pointcept: 0.1 for the transformer/mixer blocks).
         block_lr_pattern: regex on parameter names selecting the block parameters.
-        schedule: ``"onecycle"`` (per step, Pointcept), ``"cosine"`` (per step) or ``"none"``.
+        schedule: ``"onecycle"`` (Pointcept) or ``"cosine"``, per step over the training budget: they
+            complete when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes
+            first (:class:`pc3d.tasks.schedules.BudgetSchedule`); or ``"none"``.
         pct_start, div_factor, final_div_factor: OneCycle settings.
         tta_rotations: test-time z-rotations in multiples of pi (Pointcept: 0, 0.5, 1, 1.5).
         tta_scales: test-time scales (Pointcept: 1, 0.95, 1.05).
@@ -319,17 +322,15 @@ class SegmentationModule(L.LightningModule):
         opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
         if hp.schedule == "none":
             return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 4)
-        if hp.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt,
-                max_lr=[g["lr"] for g in groups],
-                total_steps=total,
-                pct_start=min(max(hp.pct_start, 2.0 / total), 0.5),  # warm-up of >= 2 steps (short runs)
-                anneal_strategy="cos",
-                div_factor=hp.div_factor,
-                final_div_factor=hp.final_div_factor,
-            )
-        else:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+        total, time_fraction = trainer_budget(self._trainer)
+        warm = min(max(hp.pct_start, 2.0 / total), 0.5)  # a warm-up of >= 2 steps in short runs
+        sched = BudgetSchedule(
+            opt,
+            hp.schedule,
+            total,
+            time_fraction,
+            pct_start=warm,
+            div_factor=hp.div_factor,
+            final_div_factor=hp.final_div_factor,
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric
 from pc3d.models.meepo import MEEPO
+from pc3d.tasks.schedules import BudgetSchedule
 from pc3d.tasks.segmentation import SegmentationModule, view_transform
 
 TINY = dict(
@@ -128,7 +129,9 @@ def test_optimizer_groups_and_onecycle(tmp_path):
     block_ids = {id(p) for n, p in task.model.named_parameters() if n.startswith(("enc.", "dec."))}
     assert {id(p) for p in opt.param_groups[1]["params"]} == block_ids
     sched = trainer.lr_scheduler_configs[0].scheduler
-    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps == 4
+    assert isinstance(sched, BudgetSchedule) and sched.shape == "onecycle" and sched.total_steps == 4
+    hp = task.hparams  # the 4-step budget is used up: the schedule ended at its final learning rate
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 / hp.div_factor / hp.final_div_factor)
     assert opt.param_groups[1]["initial_lr"] == pytest.approx(opt.param_groups[0]["initial_lr"] * 0.1)
 
 

@@ -1,0 +1,136 @@
+"""Learning-rate schedules that follow the training budget: steps or wall-clock time, whichever ends first.
+
+Lightning stops a run at ``max_epochs``/``max_steps`` or at ``max_time``. A schedule sized by steps
+alone is cut off mid-way when the time limit comes first (the learning rate is still high when
+training stops); :class:`BudgetSchedule` measures progress as the larger of the step fraction and
+the elapsed fraction of ``max_time``, so the annealing always completes when training does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Timer
+from torch.optim.lr_scheduler import LRScheduler
+
+__all__ = ["BudgetSchedule", "trainer_budget"]
+
+SHAPES = ("onecycle", "cosine")
+
+
+def _cos_interp(start: float, end: float, frac: float) -> float:
+    """Cosine interpolation from ``start`` (frac 0) to ``end`` (frac 1)."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
+
+
+class BudgetSchedule(LRScheduler):
+    """Per-step schedule over the training budget (step it after every optimizer step).
+
+    Progress ``p = min(1, max(step / (total_steps - 1), time_fraction()))``.
+
+    Shapes:
+        ``"cosine"``: ``lr = base_lr * (1 + cos(pi p)) / 2`` (to 0).
+        ``"onecycle"``: torch's ``OneCycleLR`` with cosine annealing, over ``p`` instead of steps: from
+        ``base_lr / div_factor`` up to ``base_lr`` during the first ``pct_start`` of the budget, then down
+        to ``base_lr / (div_factor * final_div_factor)``; with Adam-style ``betas``, ``beta1`` cycles
+        from ``max_momentum`` down to ``base_momentum`` and back (torch's ``cycle_momentum``).
+
+    Args:
+        optimizer: its groups' ``lr`` at construction are the peak (``base``) learning rates.
+        shape: ``"onecycle"`` or ``"cosine"``.
+        total_steps: the step limit (``math.inf`` when only time limits the run).
+        time_fraction: elapsed share of the time limit (``0`` when there is none); not saved in
+            ``state_dict`` (a checkpoint restores the trainer's own timer instead).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        shape: str,
+        total_steps: float,
+        time_fraction: Callable[[], float] = lambda: 0.0,
+        pct_start: float = 0.05,
+        div_factor: float = 10.0,
+        final_div_factor: float = 1000.0,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        last_epoch: int = -1,
+    ) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"shape: expected one of {SHAPES}, got {shape!r}")
+        if not total_steps > 0:
+            raise ValueError(f"total_steps: expected > 0, got {total_steps}")
+        if not 0.0 <= pct_start < 1.0:
+            raise ValueError(f"pct_start: expected a fraction in [0, 1), got {pct_start}")
+        self.shape, self.total_steps, self.time_fraction = shape, float(total_steps), time_fraction
+        self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
+        self.base_momentum, self.max_momentum = base_momentum, max_momentum
+        self.cycle_momentum = shape == "onecycle" and all("betas" in g for g in optimizer.param_groups)
+        super().__init__(optimizer, last_epoch)
+
+    def progress(self) -> float:
+        """Share of the budget used, in ``[0, 1]``."""
+        steps = self.last_epoch / (self.total_steps - 1) if math.isfinite(self.total_steps) else 0.0
+        if self.total_steps <= 1:
+            steps = 1.0 if self.last_epoch > 0 else 0.0
+        return min(1.0, max(steps, float(self.time_fraction()), 0.0))
+
+    def get_lr(self) -> list[float]:
+        p = self.progress()
+        if self.shape == "cosine":
+            return [base * _cos_interp(1.0, 0.0, p) for base in self.base_lrs]
+        warm = self.pct_start
+        lrs = []
+        for base in self.base_lrs:
+            start = base / self.div_factor
+            if p < warm:
+                lrs.append(_cos_interp(start, base, p / warm))
+            else:
+                end = start / self.final_div_factor
+                lrs.append(_cos_interp(base, end, (p - warm) / (1.0 - warm)))
+        if self.cycle_momentum:
+            lo, hi = self.base_momentum, self.max_momentum
+            beta1 = (
+                _cos_interp(hi, lo, p / warm) if p < warm else _cos_interp(lo, hi, (p - warm) / (1.0 - warm))
+            )
+            for group in self.optimizer.param_groups:
+                group["betas"] = (beta1, *group["betas"][1:])
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "time_fraction")}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "time_fraction"})
+
+
+def trainer_budget(trainer: L.Trainer | None) -> tuple[float, Callable[[], float]]:
+    """``(total_steps, time_fraction)`` of a trainer's limits, for :class:`BudgetSchedule`.
+
+    ``total_steps`` is ``trainer.estimated_stepping_batches`` (``inf`` when only time limits the
+    run); ``time_fraction`` reads the ``Timer`` callback that ``max_time`` installs (always ``0``
+    without one).
+    """
+    if trainer is None:
+        raise ValueError("schedule: the learning-rate schedule needs the module to be attached to a Trainer")
+    total = float(trainer.estimated_stepping_batches)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or timer.time_remaining("train") is None:
+        if not math.isfinite(total):
+            raise ValueError(
+                "schedule: the trainer has no limit to schedule over; set trainer.max_epochs, "
+                "trainer.max_steps or trainer.max_time (or use schedule: none)"
+            )
+        return total, lambda: 0.0
+
+    def time_fraction() -> float:
+        elapsed = timer.time_elapsed("train")
+        remaining = timer.time_remaining("train")
+        budget = elapsed + (remaining or 0.0)
+        return elapsed / budget if budget > 0 else 0.0
+
+    return total, time_fraction
