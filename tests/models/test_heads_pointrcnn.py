@@ -160,6 +160,31 @@ def test_pooling_canonical_transform():
     assert bool(empty.all())
 
 
+def test_stage2_rois_jitter_ground_truth_and_skip_ambiguous_background():
+    """Training RoIs never include exact ground-truth copies; background RoIs have IoU < cls_bg_thresh."""
+    from pc3d.kernels.boxes import boxes_iou3d
+
+    torch.manual_seed(0)
+    head = tiny().head
+    gt = torch.tensor([[10.0, 2.0, -0.8, 3.9, 1.6, 1.5, 0.3], [20.0, -3.0, -0.9, 4.2, 1.7, 1.6, -1.0]])
+    far = gt.clone()
+    far[:, 0] += 8.0  # proposals that miss everything: background
+    near = gt.clone()
+    near[:, 0] += gt[:, 3] / 3 * torch.cos(gt[:, 6])  # a third of a length along the heading: IoU 1/2,
+    near[:, 1] += gt[:, 3] / 3 * torch.sin(gt[:, 6])  # neither foreground nor background
+    props = torch.cat([far, near])
+    out = head.sample_rois(props, torch.zeros(4, dtype=torch.long), torch.tensor([0, 4]), gt,
+                           torch.zeros(2, dtype=torch.long), torch.tensor([0, 2]))  # fmt: skip
+    rois = out["rois"]
+    assert len(rois) == head.rois_per_frame
+    assert not any(bool((r == g).all()) for r in rois for g in gt)
+    iou = boxes_iou3d(rois, gt).max(1).values
+    torch.testing.assert_close(iou, out["iou"])
+    fg, bg = iou > head.reg_fg_thresh, iou < head.cls_bg_thresh
+    assert bool((fg | bg).all()) and int(fg.sum()) == head.rois_per_frame // 2
+    assert not any(bool((r == n).all()) for r in rois for n in near)
+
+
 def test_rcnn_targets_decode_to_ground_truth():
     head = tiny().head.eval()
     torch.manual_seed(0)

@@ -58,7 +58,9 @@ class PointRCNNHead(nn.Module):
 
     Settings follow the PointRCNN paper / mmdet3d port: stage-1 bins S=3 m, delta=0.5 m, 12 heading bins,
     focal loss alpha 0.25 gamma 2, NMS 0.8 keeping 512 of 9000 in training and 0.85 keeping 100 at test;
-    stage 2: 64 RoIs per frame at fg ratio 0.5, regression IoU 0.55, classification fg > 0.6 / bg < 0.45,
+    stage 2: 64 RoIs per frame at fg ratio 0.5 from the proposals and 4 jittered copies of each ground-truth
+    box (``gt_roi_copies``; centre ±0.25 m, size ×(1±0.1), yaw ±0.2 rad: ``gt_roi_noise``), regression
+    IoU 0.55, classification fg > 0.6 / bg < 0.45,
     pooling extra width 1.0 m and 512 points, bins S=1.5 m, delta=0.5 m, 9 heading bins over [-pi/4, pi/4],
     SA encoder (128, 32, all) points, radii (0.2, 0.4), 64 samples, channels (128,128,128)/(128,128,256)/
     (256,256,512), final rotated NMS 0.1.
@@ -85,6 +87,8 @@ class PointRCNNHead(nn.Module):
         use_rcnn: bool = True,
         rois_per_frame: int = 64,
         roi_fg_ratio: float = 0.5,
+        gt_roi_copies: int = 4,
+        gt_roi_noise: Sequence[float] = (0.25, 0.1, 0.2),
         reg_fg_thresh: float = 0.55,
         cls_fg_thresh: float = 0.6,
         cls_bg_thresh: float = 0.45,
@@ -125,6 +129,12 @@ class PointRCNNHead(nn.Module):
         self.nms_test = (nms_pre_test, nms_post_test, nms_thr_test)
         self.use_rcnn = use_rcnn
         self.rois_per_frame, self.roi_fg_ratio = rois_per_frame, roi_fg_ratio
+        if gt_roi_copies < 0 or len(gt_roi_noise) != 3:
+            raise ValueError(
+                f"gt_roi_copies, gt_roi_noise: expected >= 0 copies and 3 noise scales, "
+                f"got {gt_roi_copies}, {list(gt_roi_noise)}"
+            )
+        self.gt_roi_copies, self.gt_roi_noise = gt_roi_copies, tuple(float(v) for v in gt_roi_noise)
         self.reg_fg_thresh, self.cls_fg_thresh, self.cls_bg_thresh = (
             reg_fg_thresh,
             cls_fg_thresh,
@@ -205,8 +215,12 @@ class PointRCNNHead(nn.Module):
         labels: Tensor,
         box_offsets: Tensor,
     ) -> dict[str, Tensor]:
-        """Training RoIs per frame (proposals plus ground truth boxes as candidates), ``rois_per_frame`` each
-        at ``roi_fg_ratio`` foreground (IoU > ``reg_fg_thresh``), with their targets."""
+        """Training RoIs per frame, ``rois_per_frame`` each at ``roi_fg_ratio`` foreground (IoU >
+        ``reg_fg_thresh``; background: IoU < ``cls_bg_thresh``), with their targets.
+
+        Candidates are the proposals plus ``gt_roi_copies`` jittered copies of every ground-truth box
+        (PointRCNN's RoI noise augmentation): exact copies would teach stage 2 to leave boxes unchanged.
+        """
         bops = box_ops()
         out = {k: [] for k in ("rois", "labels", "iou", "gt", "gt_labels")}
         counts = []
@@ -214,7 +228,8 @@ class PointRCNNHead(nn.Module):
             cand, cl = rois[rs:re], roi_labels[rs:re]
             gt, gl = boxes[bs:be], labels[bs:be].long()
             if len(gt):
-                cand, cl = torch.cat([cand, gt]), torch.cat([cl, gl])
+                jittered = self.jitter_boxes(gt.repeat(self.gt_roi_copies, 1))
+                cand, cl = torch.cat([cand, jittered]), torch.cat([cl, gl.repeat(self.gt_roi_copies)])
                 iou = bops.boxes_iou3d(cand, gt)
                 iou_max, assign = iou.max(1)
             else:
@@ -222,7 +237,7 @@ class PointRCNNHead(nn.Module):
                 assign = torch.zeros(len(cand), dtype=torch.long, device=cand.device)
             n = self.rois_per_frame
             fg = torch.nonzero(iou_max > self.reg_fg_thresh).flatten()
-            bg = torch.nonzero(iou_max <= self.reg_fg_thresh).flatten()
+            bg = torch.nonzero(iou_max < self.cls_bg_thresh).flatten()
             n_fg = min(int(round(n * self.roi_fg_ratio)), len(fg)) if len(bg) else min(n, len(fg))
             pick = [fg[torch.randperm(len(fg), device=fg.device)[:n_fg]]] if n_fg else []
             n_bg = n - n_fg
@@ -247,6 +262,24 @@ class PointRCNNHead(nn.Module):
         }
         res["offsets"] = torch.cat([c.new_zeros(1), c.cumsum(0)])
         return res
+
+    def jitter_boxes(self, boxes: Tensor) -> Tensor:
+        """``boxes (M, 7)`` with uniform noise: centre within ``±noise[0]`` m, sizes scaled by ``1 ± noise[1]``,
+        yaw within ``±noise[2]`` rad."""
+        shift, scale, rot = self.gt_roi_noise
+
+        def uniform(*shape: int) -> Tensor:
+            return torch.rand(*shape, device=boxes.device, dtype=boxes.dtype) * 2 - 1
+
+        m = len(boxes)
+        return torch.cat(
+            [
+                boxes[:, :3] + shift * uniform(m, 3),
+                boxes[:, 3:6] * (1 + scale * uniform(m, 3)),
+                boxes[:, 6:] + rot * uniform(m, 1),
+            ],
+            1,
+        )
 
     def pool(
         self,
