@@ -147,7 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=Path("pc3d_demo"), help="where data, runs and pictures go"
     )
     parser.add_argument("--scenes", type=int, default=24, help="synthetic ScanNet rooms to generate")
-    parser.add_argument("--frames", type=int, default=60, help="synthetic KITTI frames to generate")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=100,
+        help="synthetic KITTI frames to generate; every second one is a val frame (R40 AP needs >= 41 "
+        "objects per class and difficulty to reach 100)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument(
         "--seg-config", default="meepo_demo.yaml", help="segmentation config (shipped name or path)"
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--seed", str(args.seed)])  # fmt: skip
     if "det" in args.tasks and not (raw / "kitti" / "training" / "velodyne").is_dir():
         _data_cli(["synth", "kitti", "--out", str(raw / "kitti"), "--frames", str(args.frames),
-                   "--seed", str(args.seed)])  # fmt: skip
+                   "--val-fraction", "0.5", "--seed", str(args.seed)])  # fmt: skip
     _done(t0)
 
     t0 = _step("preprocessing with pc3d-data")
