@@ -74,9 +74,12 @@ class BudgetSchedule(LRScheduler):
 
     def progress(self) -> float:
         """Share of the budget used, in ``[0, 1]``."""
-        steps = self.last_epoch / (self.total_steps - 1) if math.isfinite(self.total_steps) else 0.0
-        if self.total_steps <= 1:
+        if not math.isfinite(self.total_steps):
+            steps = 0.0
+        elif self.total_steps <= 1:  # a single step: the schedule ends after it
             steps = 1.0 if self.last_epoch > 0 else 0.0
+        else:
+            steps = self.last_epoch / (self.total_steps - 1)
         return min(1.0, max(steps, float(self.time_fraction()), 0.0))
 
     def get_lr(self) -> list[float]:

@@ -70,6 +70,8 @@ def test_time_budget_completes_the_schedule_before_the_step_limit():
     sched.optimizer.step()
     sched.step()
     assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    one = BudgetSchedule(_opt(), "onecycle", 1)  # a one-step run (smoke tests) starts at the warm-up lr
+    assert _lrs(one, 2) == pytest.approx([0.001, 1e-6])
     # steps ahead of time: the step fraction wins
     fast = BudgetSchedule(_opt(), "cosine", 11, lambda: 0.1)
     assert _lrs(fast, 11)[-1] == pytest.approx(0.0, abs=1e-12)
