@@ -8,6 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see pc3d/__
 
 from pathlib import Path  # noqa: E402
 
+import numba  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -38,3 +39,14 @@ def _two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def one_thread(_two_threads):
+    """One torch thread, for training tests that must be deterministic (threaded CPU backward sums
+    scatter-adds in varying order, and hundreds of optimizer steps amplify that). numba's OpenMP layer
+    resets the OpenMP thread count when it starts, which would undo ``set_num_threads(1)`` at the
+    first kernel call, so it is started first."""
+    numba.get_num_threads()
+    torch.set_num_threads(1)
+    yield

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 import torch
@@ -18,7 +17,7 @@ SCENE = "scene0000_00"
 
 @pytest.mark.slow
 @pytest.mark.samples
-def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path):
+def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path, one_thread):
     """A small detector trained on one fixed 10k-point sample of the real scene recovers the scene's own
     22 boxes (13 classes): indoor mAP@0.25 >= 0.9 on the post-processed predictions (NMS, score threshold)."""
     from pc3d.data.scannet import DetAugParams, ScanNetDataset, convert_scene, data_mean_sizes, write_scene
@@ -47,11 +46,6 @@ def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path):
     torch.testing.assert_close(batch.boxes, gt_boxes)
     torch.testing.assert_close(batch.box_labels, gt_labels)
 
-    # One thread: multi-threaded CPU backward (index_put_ with accumulate) sums in varying order, which
-    # 400 Adam steps amplify. numba's OpenMP threading layer sets the OpenMP thread count to its own
-    # (all cores) when it starts, which would undo set_num_threads(1) at the first kernel call: start it.
-    numba.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     bb = Pointformer(
         stem_channels=32,
