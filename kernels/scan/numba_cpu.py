@@ -291,9 +291,9 @@ def _forward_kernel_n1(
         maxlen = max(maxlen, offsets[seg + 1] - offsets[seg])
     nrows = nb * nd
     for w in prange(nwork):  # per-worker buffers, allocated once (not once per row)
-        buf = np.empty(2 * maxlen + 2 * _SKEW, dtype=A2.dtype)
-        abuf = buf[_SKEW : _SKEW + maxlen]
-        xbuf = buf[maxlen + 2 * _SKEW - _SKEW // 2 :]  # Δ·u·B, then the states h
+        bufs = _skewed_buffers(2, maxlen, A2.dtype)
+        abuf = bufs[0]
+        xbuf = bufs[1]  # Δ·u·B, then the states h
         for row in range(w * nrows // nwork, (w + 1) * nrows // nwork):
             b = row // nd
             d = row - b * nd
