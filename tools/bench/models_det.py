@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pc3d.tools.bench.component_timer import ComponentTimer
+
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (config, backbone overrides, head overrides)
@@ -121,39 +123,11 @@ def load_points(dataset: str, n: int, samples: Path):
     return PointBatch.collate([{"coord": xyz, "feat": feat.astype(np.float32)}])
 
 
-class Timer:
-    """Accumulates wall time per component through forward hooks and wrapped grouping functions."""
-
-    def __init__(self) -> None:
-        self.t = dict.fromkeys(COMPONENTS, 0.0)
-        self._start: dict[int, float] = {}
-
-    def hook(self, module, name: str) -> None:
-        def pre(mod, args):
-            self._start[id(mod)] = time.perf_counter()
-
-        def post(mod, args, out):
-            self.t[name] += time.perf_counter() - self._start.pop(id(mod))
-
-        module.register_forward_pre_hook(pre)
-        module.register_forward_hook(post)
-
-    def wrap(self, fn, name: str):
-        def inner(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.t[name] += time.perf_counter() - t0
-
-        return inner
-
-
-def instrument(model) -> Timer:
+def instrument(model) -> ComponentTimer:
     from pc3d.models.pointformer_layers import block as block_mod
     from pc3d.models.pointformer_layers import feature_propagation as fp_mod
 
-    timer = Timer()
+    timer = ComponentTimer(COMPONENTS)
     block_mod.sample = timer.wrap(block_mod.sample, "sampling/grouping")
     block_mod.group = timer.wrap(block_mod.group, "sampling/grouping")
     fp_mod.interpolate = timer.wrap(fp_mod.interpolate, "sampling/grouping")
@@ -193,7 +167,7 @@ def worker(variant: str, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         model(batch)
         total = time.perf_counter() - t0
-    shares = {k: v / total for k, v in timer.t.items()}
+    shares = timer.shares(total)
     return {"variant": variant, "params": params, "median_s": statistics.median(times), "peak_mb": peak / 2**20,
             "shares": shares}  # fmt: skip
 
