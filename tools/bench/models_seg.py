@@ -5,7 +5,9 @@ scene, and one training step (forward + backward, cross-entropy) on a sphere cro
 against the PTv3 baseline measured in the same run. Each measurement runs in a fresh subprocess;
 peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
 (the warm-up's own peak, which includes one-off numba compilation, is reported separately as
-``warmup_peak_mem_gb``). Latencies are medians over ``--repeats`` runs after one warm-up.
+``warmup_peak_mem_gb``). Latencies are medians over ``--repeats`` runs after one warm-up. Inference
+also reports the share of one instrumented forward spent in each part of the blocks (sparse conv,
+mixer = PTv3 patch attention or MEEPO's Mamba, MLP) and elsewhere (stem, pooling, serialization, head).
 
     python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000]
 """
@@ -23,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from pc3d.tools.bench.component_timer import ComponentTimer
+
 MODELS = {
     # name: (class path, extra init args) -- all paper size: widths (32..512), depths (2,2,2,6,2)/(2,2,2,2)
     "ptv3-math": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "math"}),
@@ -31,6 +35,7 @@ MODELS = {
     "meepo-2dir": ("pc3d.models.meepo.MEEPO", {"directions": ["forward", "reverse"]}),
 }
 BASELINE = "ptv3-math"
+COMPONENTS = ("sparse conv", "mixer", "mlp", "other")
 
 
 def _rss_bytes() -> int:
@@ -70,6 +75,17 @@ def build(name: str):
     path, extra = MODELS[name]
     module, _, cls = path.rpartition(".")
     return getattr(importlib.import_module(module), cls)(**extra)
+
+
+def instrument(model) -> ComponentTimer:
+    """Time every block's sparse conv (MEEPO ``conv``, PTv3 ``cpe``), mixer (``mixer``/``attn``) and MLP."""
+    timer = ComponentTimer(COMPONENTS)
+    for stage in [*model.enc, *model.dec]:
+        for block in stage:
+            timer.hook(block.conv if hasattr(block, "conv") else block.cpe, "sparse conv")
+            timer.hook(block.mixer if hasattr(block, "mixer") else block.attn, "mixer")
+            timer.hook(block.mlp, "mlp")
+    return timer
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -116,6 +132,14 @@ def worker(args: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - t)
     stop.set()
     sampler.join()
+    shares = None
+    if args.mode == "infer":
+        timer = instrument(model)
+        t = time.perf_counter()
+        step()
+        total = time.perf_counter() - t
+        timer.t["other"] = total - sum(timer.t.values())
+        shares = {k: round(v, 3) for k, v in timer.t.items()}
     return {
         "model": args.model,
         "mode": args.mode,
@@ -126,6 +150,7 @@ def worker(args: argparse.Namespace) -> dict:
         "peak_mem_gb": (peak[0] - base) / 1e9,
         "warmup_s": warm_s,
         "warmup_peak_mem_gb": (warm_peak - base) / 1e9,
+        "component_s": shares,
     }
 
 
@@ -202,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{mode} ({'whole scene' if mode == 'infer' else f'sphere crop of {args.train_points} points'}):"
         )
         print(_table(rows, mode))
+        if mode == "infer":
+            print("\nseconds per component in one instrumented inference forward:")
+            print("| model | " + " | ".join(COMPONENTS) + " | total |")
+            print("|---" * (len(COMPONENTS) + 2) + "|")
+            for r in rows:
+                if r.get("component_s"):
+                    c = r["component_s"]
+                    cells = " | ".join(f"{c[k]:.2f}" for k in COMPONENTS)
+                    print(f"| {r['model']} | {cells} | {sum(c.values()):.2f} |")
     return 0
 
 
