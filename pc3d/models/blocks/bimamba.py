@@ -116,6 +116,9 @@ class BiMamba(nn.Module):
         cloud stay inside its segment) and ``inverse (N,)`` its inverse permutation -> ``(N, C)``."""
         d, r, ns = self.d_inner, self.dt_rank, self.d_state
         conv_backend = "torch" if self.backend == "torch" else "auto"
+        # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
+        # and every fresh one costs page faults as well as memory.
+        inplace = not torch.is_grad_enabled()
         xz = torch.mm(self.in_proj.weight, x[order].t()).unsqueeze(0)  # (1, 2d, N) in serialized order
         y_sum = z_sum = None
         for k, direction in enumerate(self.directions):
@@ -123,7 +126,7 @@ class BiMamba(nn.Module):
             conv = sequence_depthwise_conv(
                 xz, self.conv_weight[k], offsets, reverse=reverse, stride=stride, backend=conv_backend
             )
-            conv = F.silu(conv)
+            conv = F.silu(conv, inplace=inplace)
             xs, zs = conv[:, :d], conv[:, d:]  # (1, d, N) each
             dbc = torch.mm(self.x_proj_weight[k], xs[0])  # (r + 2n, N)
             dt = torch.mm(self.dt_proj_weight[k], dbc[:r])  # (d, N)
@@ -142,9 +145,15 @@ class BiMamba(nn.Module):
                 stride=stride,
                 backend=self.backend,
             ).to(zs.dtype)
-            y_sum = y if y_sum is None else y_sum + y
-            z_sum = zs if z_sum is None else z_sum + zs
-        out = torch.mm(torch.cat([y_sum, z_sum], 1)[0].t(), self.out_proj.weight.t())  # (N, C) serialized
+            if y_sum is None:
+                y_sum, z_sum = y, zs
+            elif inplace:
+                y_sum.add_(y)
+                z_sum.add_(zs)
+            else:
+                y_sum, z_sum = y_sum + y, z_sum + zs
+        w = self.out_proj.weight  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
+        out = torch.addmm(torch.mm(y_sum[0].t(), w[:, :d].t()), z_sum[0].t(), w[:, d:].t())  # (N, C)
         return out[inverse]
 
     def extra_repr(self) -> str:
