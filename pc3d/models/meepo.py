@@ -15,7 +15,8 @@ class MEEPO(SerializedUNet):
 
     Mixer hyper-parameters (``d_state``, ``d_conv``, ``expand``, ``directions``, ``scan_stride``,
     ``mlp_ratio``, ``conv_kernel``) apply to every block; the layout arguments are those of
-    :class:`SerializedUNet`.
+    :class:`SerializedUNet`. ``mixer_recompute`` trades about one extra forward of the mixers' directions
+    in training for not storing their activations (:class:`~pc3d.models.blocks.bimamba.BiMamba`).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class MEEPO(SerializedUNet):
         conv_kernel: int = 3,
         mixer_norm: str = "rms",
         scan_backend: str = "auto",
+        mixer_recompute: bool = True,
     ) -> None:
         super().__init__(
             MEEPOBlock,
@@ -68,5 +70,6 @@ class MEEPO(SerializedUNet):
                 conv_kernel=conv_kernel,
                 mixer_norm=mixer_norm,
                 backend=scan_backend,
+                recompute=mixer_recompute,
             ),
         )

@@ -72,6 +72,43 @@ def test_bimamba_matches_per_cloud_reference(directions):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
 
 
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_bimamba_recompute_gives_the_stored_activation_gradients(backend):
+    """``recompute`` (directions re-run in backward) changes memory, not values or gradients."""
+    torch.manual_seed(2)
+    m = BiMamba(8, d_state=1, d_conv=4, expand=3.0, stride=2, backend=backend).double()
+    offsets = _offsets(COUNTS)
+    n = int(offsets[-1])
+    order = torch.cat([a + torch.randperm(c) for a, c in zip(offsets[:-1].tolist(), COUNTS)])
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(n)
+    x0 = torch.randn(n, 8, dtype=torch.float64)
+    results, saved = [], []
+    for recompute in (False, True):
+        m.recompute = recompute
+        m.zero_grad()
+        x = x0.clone().requires_grad_()
+        storages: dict[int, int] = {}
+
+        def pack(t, storages=storages):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = m(x, offsets, order, inverse)
+        saved.append(sum(storages.values()))
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, [p.grad.clone() for p in m.parameters()]))
+    (o0, gx0, gp0), (o1, gx1, gp1) = results
+    assert saved[1] < saved[0] / 2, (
+        f"activations kept for backward: {saved[1]} B with recompute, {saved[0]} B without"
+    )
+    torch.testing.assert_close(o1, o0, rtol=0, atol=0)
+    torch.testing.assert_close(gx1, gx0, rtol=1e-12, atol=1e-12)
+    for a, b in zip(gp1, gp0):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_bimamba_rejects_bad_arguments():
     with pytest.raises(ValueError, match="directions"):
         BiMamba(8, directions=("forward", "sideways"))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from pc3d.kernels import selective_scan, sequence_depthwise_conv
 
@@ -43,6 +44,10 @@ class BiMamba(nn.Module):
         stride: stride of the strided directions.
         dt_min, dt_max, dt_init_floor: Mamba's ``dt`` bias initialisation range.
         backend: passed to ``selective_scan``.
+        recompute: in training, keep only the shared ``in_proj`` output per block and recompute each
+            direction's conv, SiLU, projections and scan in the backward pass (Mamba's
+            ``checkpoint_lvl``). Saves four ``(d, N)`` activations per direction for about one extra
+            forward of the directions.
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
     cloud along ``order`` in each direction. Inference keeps one direction's buffers alive at a time.
@@ -61,6 +66,7 @@ class BiMamba(nn.Module):
         dt_max: float = 0.1,
         dt_init_floor: float = 1e-4,
         backend: str = "auto",
+        recompute: bool = True,
     ) -> None:
         super().__init__()
         directions = tuple(directions)
@@ -77,7 +83,7 @@ class BiMamba(nn.Module):
             raise ValueError(f"d_state, d_conv, stride: expected >= 1, got {d_state}, {d_conv}, {stride}")
         self.channels, self.d_state, self.d_conv, self.stride = channels, d_state, d_conv, stride
         self.directions = directions
-        self.backend = backend
+        self.backend, self.recompute = backend, recompute
         self.d_inner = d = inner2 // 2
         self.dt_rank = r = math.ceil(channels / 16) if dt_rank == "auto" else int(dt_rank)
         nd = len(directions)
@@ -111,40 +117,49 @@ class BiMamba(nn.Module):
         """``(reverse, stride)`` of a direction, as understood by the scan and conv kernels."""
         return direction.endswith("reverse"), self.stride if direction.startswith("strided") else 1
 
+    def direction(self, xz: Tensor, k: int, offsets: Tensor, inplace: bool = False) -> tuple[Tensor, Tensor]:
+        """Direction ``k`` on ``xz (1, 2d, N)`` in serialized order -> ``(y (1, d, N), silu(conv(z)) (1, d, N))``."""
+        d, r, ns = self.d_inner, self.dt_rank, self.d_state
+        reverse, stride = self.scan_order(self.directions[k])
+        conv_backend = "torch" if self.backend == "torch" else "auto"
+        conv = sequence_depthwise_conv(
+            xz, self.conv_weight[k], offsets, reverse=reverse, stride=stride, backend=conv_backend
+        )
+        conv = F.silu(conv, inplace=inplace)
+        xs, zs = conv[:, :d], conv[:, d:]  # (1, d, N) each
+        dbc = torch.mm(self.x_proj_weight[k], xs[0])  # (r + 2n, N)
+        dt = torch.mm(self.dt_proj_weight[k], dbc[:r])  # (d, N)
+        y = selective_scan(  # in fp32 also under autocast (the recurrence is precision-sensitive)
+            _fp32(xs),
+            _fp32(dt.unsqueeze(0)),
+            -torch.exp(self.A_log[k]),
+            _fp32(dbc[None, r : r + ns]),
+            _fp32(dbc[None, r + ns :]),
+            self.D[k],
+            z=None,
+            delta_bias=self.dt_proj_bias[k],
+            delta_softplus=True,
+            offsets=offsets,
+            reverse=reverse,
+            stride=stride,
+            backend=self.backend,
+        ).to(zs.dtype)
+        return y, zs
+
     def forward(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         """``x (N, C)`` rows packed by ``offsets (B+1,)``; ``order (N,)`` the serialization (rows of a
         cloud stay inside its segment) and ``inverse (N,)`` its inverse permutation -> ``(N, C)``."""
-        d, r, ns = self.d_inner, self.dt_rank, self.d_state
-        conv_backend = "torch" if self.backend == "torch" else "auto"
         # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
         # and every fresh one costs page faults as well as memory.
         inplace = not torch.is_grad_enabled()
+        recompute = self.recompute and not inplace
         xz = torch.mm(self.in_proj.weight, x[order].t()).unsqueeze(0)  # (1, 2d, N) in serialized order
         y_sum = z_sum = None
-        for k, direction in enumerate(self.directions):
-            reverse, stride = self.scan_order(direction)
-            conv = sequence_depthwise_conv(
-                xz, self.conv_weight[k], offsets, reverse=reverse, stride=stride, backend=conv_backend
-            )
-            conv = F.silu(conv, inplace=inplace)
-            xs, zs = conv[:, :d], conv[:, d:]  # (1, d, N) each
-            dbc = torch.mm(self.x_proj_weight[k], xs[0])  # (r + 2n, N)
-            dt = torch.mm(self.dt_proj_weight[k], dbc[:r])  # (d, N)
-            y = selective_scan(  # in fp32 also under autocast (the recurrence is precision-sensitive)
-                _fp32(xs),
-                _fp32(dt.unsqueeze(0)),
-                -torch.exp(self.A_log[k]),
-                _fp32(dbc[None, r : r + ns]),
-                _fp32(dbc[None, r + ns :]),
-                self.D[k],
-                z=None,
-                delta_bias=self.dt_proj_bias[k],
-                delta_softplus=True,
-                offsets=offsets,
-                reverse=reverse,
-                stride=stride,
-                backend=self.backend,
-            ).to(zs.dtype)
+        for k in range(len(self.directions)):
+            if recompute:
+                y, zs = checkpoint(self.direction, xz, k, offsets, use_reentrant=False)
+            else:
+                y, zs = self.direction(xz, k, offsets, inplace)
             if y_sum is None:
                 y_sum, z_sum = y, zs
             elif inplace:
@@ -152,6 +167,7 @@ class BiMamba(nn.Module):
                 z_sum.add_(zs)
             else:
                 y_sum, z_sum = y_sum + y, z_sum + zs
+        d = self.d_inner
         w = self.out_proj.weight  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
         out = torch.addmm(torch.mm(y_sum[0].t(), w[:, :d].t()), z_sum[0].t(), w[:, d:].t())  # (N, C)
         return out[inverse]
@@ -159,5 +175,6 @@ class BiMamba(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, d_inner={self.d_inner}, d_state={self.d_state}, d_conv={self.d_conv}, "
-            f"dt_rank={self.dt_rank}, directions={self.directions}, stride={self.stride}"
+            f"dt_rank={self.dt_rank}, directions={self.directions}, stride={self.stride}, "
+            f"recompute={self.recompute}"
         )

@@ -34,13 +34,24 @@ class MEEPOBlock(nn.Module):
         mlp_ratio: float = 3.0,
         mixer_norm: str = "rms",
         backend: str = "auto",
+        recompute: bool = True,
     ) -> None:
         super().__init__()
         self.conv = spconv.SubMConv3d(channels, channels, conv_kernel, bias=True, indice_key=indice_key)
         self.conv_norm = nn.LayerNorm(channels)
         self.conv_act = nn.GELU()
         self.norm1 = make_norm(mixer_norm, channels)
-        self.mixer = BiMamba(channels, d_state, d_conv, expand, dt_rank, directions, stride, backend=backend)
+        self.mixer = BiMamba(
+            channels,
+            d_state,
+            d_conv,
+            expand,
+            dt_rank,
+            directions,
+            stride,
+            backend=backend,
+            recompute=recompute,
+        )
         self.norm2 = nn.LayerNorm(channels)
         self.mlp = MLP(channels, int(channels * mlp_ratio))
         self.drop_path = DropPath(drop_path)
