@@ -29,9 +29,9 @@ def test_hooks_and_wrapped_functions_accumulate_per_component() -> None:
     for _ in range(2):
         fast(slow(x))
     napping(0.02)
-    assert timer.t["slow"] >= 0.06
-    assert timer.t["fast"] < 0.02
-    assert 0.02 <= timer.t["fn"] < 0.06
+    assert timer.t["slow"] >= 0.06  # two calls of a 30 ms module
+    assert timer.t["fn"] >= 0.02
+    assert timer.t["fast"] < timer.t["slow"] / 2  # no time leaks between hooked modules
     shares = timer.shares(1.0)
     assert shares == pytest.approx(timer.t)
 
