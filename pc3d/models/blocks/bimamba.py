@@ -46,7 +46,7 @@ class BiMamba(nn.Module):
         backend: passed to ``selective_scan``.
         recompute: in training, keep only the shared ``in_proj`` output per block and recompute each
             direction's conv, SiLU, projections and scan in the backward pass (Mamba's
-            ``checkpoint_lvl``). Saves four ``(d, N)`` activations per direction for about one extra
+            ``checkpoint_lvl``). Saves five ``(d, N)`` activations per direction for about one extra
             forward of the directions.
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
