@@ -7,7 +7,8 @@ peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS be
 (the warm-up's own peak, which includes one-off numba compilation, is reported separately as
 ``warmup_peak_mem_gb``). Latencies are medians over ``--repeats`` runs after one warm-up. Inference
 also reports the seconds of one instrumented forward spent in each part of the blocks (sparse conv,
-mixer = PTv3 patch attention or MEEPO's Mamba, MLP) and elsewhere (stem, pooling, serialization, head).
+mixer = PTv3 patch attention or MEEPO's Mamba, MLP) and outside those modules ("other": the blocks'
+norms and residuals, PTv3's xCPE projection and patch building, stem, pooling, serialization, head).
 
     python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000]
 """

@@ -44,13 +44,14 @@ class BiMamba(nn.Module):
         stride: stride of the strided directions.
         dt_min, dt_max, dt_init_floor: Mamba's ``dt`` bias initialisation range.
         backend: passed to ``selective_scan``.
-        recompute: in training, keep only the shared ``in_proj`` output per block and recompute each
+        recompute: when autograd records the forward, keep only the shared ``in_proj`` output and recompute each
             direction's conv, SiLU, projections and scan in the backward pass (Mamba's
             ``checkpoint_lvl``). Saves five ``(d, N)`` activations per direction for about one extra
             forward of the directions.
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
-    cloud along ``order`` in each direction. Inference keeps one direction's buffers alive at a time.
+    cloud along ``order`` in each direction. Without autograd, buffers beyond the running sums live for one
+    direction at a time.
     """
 
     def __init__(
@@ -157,7 +158,9 @@ class BiMamba(nn.Module):
         y_sum = z_sum = None
         for k in range(len(self.directions)):
             if recompute:
-                y, zs = checkpoint(self.direction, xz, k, offsets, use_reentrant=False)
+                y, zs = checkpoint(
+                    self.direction, xz, k, offsets, use_reentrant=False, preserve_rng_state=False
+                )
             else:
                 y, zs = self.direction(xz, k, offsets, inplace)
             if y_sum is None:
