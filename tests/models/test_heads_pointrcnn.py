@@ -185,6 +185,23 @@ def test_stage2_rois_jitter_ground_truth_and_skip_ambiguous_background():
     assert not any(bool((r == n).all()) for r in rois for n in near)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mean_sizes": [[3.9, 1.6, 1.56]]}, "mean_sizes: expected"),
+        ({"rcnn_sa_channels": [[64, 64]]}, "rcnn_sa_channels: expected"),
+        ({"loss_weights": {"rpn_box": 1.0}}, "loss_weights: unknown keys"),
+        ({"gt_roi_copies": -1}, "gt_roi_copies, gt_roi_noise"),
+        ({"gt_roi_noise": (0.25, 0.1)}, "gt_roi_copies, gt_roi_noise"),
+        ({"gt_roi_noise": (0.25, 1.0, 0.2)}, "size fraction < 1"),
+        ({"gt_roi_noise": (-0.1, 0.1, 0.2)}, "gt_roi_copies, gt_roi_noise"),
+    ],
+)
+def test_head_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PointRCNNHead(**kwargs)
+
+
 def test_rcnn_targets_decode_to_ground_truth():
     head = tiny().head.eval()
     torch.manual_seed(0)

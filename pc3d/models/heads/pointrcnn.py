@@ -129,10 +129,10 @@ class PointRCNNHead(nn.Module):
         self.nms_test = (nms_pre_test, nms_post_test, nms_thr_test)
         self.use_rcnn = use_rcnn
         self.rois_per_frame, self.roi_fg_ratio = rois_per_frame, roi_fg_ratio
-        if gt_roi_copies < 0 or len(gt_roi_noise) != 3:
+        if gt_roi_copies < 0 or len(gt_roi_noise) != 3 or min(gt_roi_noise) < 0 or gt_roi_noise[1] >= 1:
             raise ValueError(
-                f"gt_roi_copies, gt_roi_noise: expected >= 0 copies and 3 noise scales, "
-                f"got {gt_roi_copies}, {list(gt_roi_noise)}"
+                f"gt_roi_copies, gt_roi_noise: expected >= 0 copies and 3 noise scales >= 0 (centre m, "
+                f"size fraction < 1, yaw rad), got {gt_roi_copies}, {list(gt_roi_noise)}"
             )
         self.gt_roi_copies, self.gt_roi_noise = gt_roi_copies, tuple(float(v) for v in gt_roi_noise)
         self.reg_fg_thresh, self.cls_fg_thresh, self.cls_bg_thresh = (
