@@ -2,7 +2,7 @@
 
 Generates and writes KITTI frames and ScanNet rooms twice in the same run: serially in one process
 (the baseline) and with ``--workers`` processes, and prints per-item medians, total wall time and the
-speed-up. Targets (issue 7): 100 KITTI frames <= 60 s and 20 ScanNet rooms <= 60 s on 2 cores.
+speed-up. Targets: 100 KITTI frames <= 60 s and 20 ScanNet rooms <= 60 s on 2 cores.
 """
 
 from __future__ import annotations
