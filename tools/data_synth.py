@@ -28,7 +28,7 @@ from pc3d.data.synth.jobs import kitti_job, scannet_job
 from pc3d.io import UsageError, clean_leftovers, run_items, write_json, write_text
 
 MARKER = ".pc3d-synth.json"
-_PRELOAD = ["pc3d.data.synth.scannet_rooms", "pc3d.data.synth.kitti_street", "open3d"]
+PRELOAD = ["pc3d.data.synth.scannet_rooms", "pc3d.data.synth.kitti_street", "open3d"]
 
 
 def _default_workers() -> int:
@@ -124,7 +124,7 @@ def _run(fn, jobs: list[tuple], names: list[str], workers: int, desc: str, progr
     failed: dict[str, str] = {}
     bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress)
     try:
-        for r in run_items(fn, items, workers if workers > 1 else 0, preload=_PRELOAD):
+        for r in run_items(fn, items, workers if workers > 1 else 0, preload=PRELOAD):
             if r.ok:
                 ok[r.name] = r.value
             else:

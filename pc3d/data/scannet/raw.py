@@ -200,7 +200,7 @@ def _int_array(path: Path, field: str, values) -> np.ndarray:
     if not isinstance(values, list):
         raise RawSceneError(path, f"{field}: expected a list of integers, got {type(values).__name__}")
     arr = np.asarray(values) if values else np.zeros(0, np.int64)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or any(type(v) is bool for v in values):
         bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, int)), None)
         raise RawSceneError(path, f"{field}: expected a flat list of integers, found {bad!r}")
     return arr.astype(np.int64)
