@@ -162,6 +162,21 @@ def clean_leftovers(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where the
+    system cannot, so the caller falls back to two renames."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
+
+
 def publish_dir(
     final: str | os.PathLike,
     build: Callable[[Path], Any],
@@ -172,8 +187,9 @@ def publish_dir(
     ``build`` writes its files into the empty ``tmp_dir`` (plain writes are fine: each file is fsynced
     here before the rename). An existing ``final`` is replaced only when ``replaceable(final)`` says
     it is this tool's own output; otherwise ``FileExistsError`` is raised and nothing is touched.
-    The old folder is renamed aside to a temporary name and deleted after the new one is in place,
-    so a kill leaves either folder under ``final`` or none (then the item is simply redone).
+    The new folder and the old one are swapped atomically (where the system cannot, the old one is
+    renamed aside first, so a kill at that instant leaves no ``final`` and the item is redone); the
+    old one then carries a temporary name and is deleted.
     """
     final = Path(final)
     parent = final.parent
@@ -182,7 +198,7 @@ def publish_dir(
         raise FileExistsError(f"{final}: exists and is not a folder written by this tool")
     if final.exists() and (replaceable is None or not replaceable(final)):
         raise FileExistsError(f"{final}: exists and was not written by this tool; not replacing it")
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), dir=parent))
+    tmp: Path | None = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), dir=parent))
     old: Path | None = None
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
@@ -197,12 +213,17 @@ def publish_dir(
                 finally:
                     os.close(fd)
         _fsync_dir(tmp)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), dir=parent))
-            os.replace(final, old)  # an empty folder is replaced by a rename
-        os.replace(tmp, final)
+        if final.exists() and _exchange(tmp, final):
+            old, tmp = tmp, None  # the temporary name now holds the old folder
+        else:
+            if final.exists():
+                old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), dir=parent))
+                os.replace(final, old)  # a rename replaces an empty folder
+            os.replace(tmp, final)
+            tmp = None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not final.exists():
             os.replace(old, final)
             old = None

@@ -179,3 +179,10 @@ def test_pool_fails_only_the_failing_items(workers: int):
     assert res["d"].error.startswith("KeyError: 'd' (at ")
     if workers:
         assert "killed by SIGKILL" in res["f"].error and "killed by SIGKILL" in res["h"].error
+
+
+def test_pool_survives_every_worker_dying():
+    items = [(str(i), (str(i), "kill")) for i in range(5)]
+    res = list(run_items(_item, items, 2))
+    assert sorted(r.name for r in res) == [str(i) for i in range(5)]
+    assert all(not r.ok and "SIGKILL" in r.error for r in res)

@@ -54,6 +54,29 @@ def test_velodyne_reader(samples_dir: Path, tmp_path: Path):
         read_velodyne(p)
 
 
+def test_text_files_truncated_at_random_offsets(samples_dir: Path, tmp_path: Path):
+    rng = random.Random(1801)
+    calib = (samples_dir / "kitti/training/calib/000001.txt").read_bytes()
+    label = (samples_dir / "kitti/training/label_2/000001.txt").read_bytes()
+    p = tmp_path / "t.txt"
+    for cut in rng.sample(range(1, len(calib) - 2), 6):
+        if calib[cut - 1 : cut] == b"\n":
+            continue  # a cut at a line end is a shorter but well-formed file
+        p.write_bytes(calib[:cut])
+        with pytest.raises(ValueError, match=str(p)):
+            Calibration.from_file(p)
+    for cut in rng.sample(range(1, len(label) - 2), 6):
+        if label[cut - 1 : cut] == b"\n" or label[cut : cut + 1] == b"\n":
+            continue
+        p.write_bytes(label[:cut])
+        try:
+            read_label(p, allow_score=False)
+        except ValueError as e:
+            assert str(e).startswith(f"{p}:")
+        else:  # only a cut inside the last number can leave 15 valid columns
+            assert len(label[:cut].splitlines()[-1].split()) == 15
+
+
 def test_calib_reader(samples_dir: Path, tmp_path: Path):
     text = (samples_dir / "kitti/training/calib/000001.txt").read_text()
     p = tmp_path / "c.txt"

@@ -69,6 +69,34 @@ def test_ply_truncated_at_random_offsets(samples_dir: Path, scannet_copy: Path, 
             read_ply_mesh(bad)
 
 
+def test_json_files_truncated_at_random_offsets(samples_dir: Path, tmp_path: Path):
+    rng = random.Random(1800)
+    f = _files(samples_dir / "scannet" / "scans")
+    for key, reader in (("segs", lambda p: read_segs(p, None)), ("agg", read_aggregation)):
+        data = f[key].read_bytes()
+        for cut in [0, *rng.sample(range(1, len(data) - 1), 5)]:
+            bad = tmp_path / f"{key}{cut}.json"
+            bad.write_bytes(data[:cut])
+            with pytest.raises(RawSceneError, match="empty file|invalid JSON") as e:
+                reader(bad)
+            assert e.value.path == str(bad)
+
+
+def test_nan_alignment_keeps_the_scene_out_of_the_train_split(scannet_copy: Path, tmp_path: Path, capsys):
+    raw, meta, out = scannet_copy / "scans", scannet_copy / "meta", tmp_path / "out"
+    sid = read_split(meta / "scannetv2_train.txt")[0]
+    txt = _files(raw, sid)["txt"]
+    lines = txt.read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.startswith("axisAlignment"))
+    vals = lines[k].split("=")[1].split()
+    vals[3] = "nan"
+    lines[k] = "axisAlignment = " + " ".join(vals)
+    txt.write_text("\n".join(lines) + "\n")
+    assert cli("--raw", raw, "--meta", meta, "--out", out) == 1
+    assert f"{sid}: {txt}: axisAlignment: contains NaN/inf" in capsys.readouterr().err
+    assert sid not in _split(out) and not (out / "scans" / sid).exists()
+
+
 def _ply(header_counts: str, body: bytes = b"") -> bytes:
     head = "ply\nformat binary_little_endian 1.0\n" + header_counts + "end_header\n"
     return head.encode() + body
