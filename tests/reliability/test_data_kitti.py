@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from data_procs import (
     assert_no_leftovers,
     kill_first_worker,
     kill_parent_during_work,

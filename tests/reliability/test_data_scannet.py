@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from data_procs import (
     assert_no_leftovers,
     copy_tree,
     kill_first_worker,

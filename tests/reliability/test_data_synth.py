@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import assert_no_leftovers, copy_tree, kill_parent_during_work, pc3d_data, tree_bytes
+from data_procs import assert_no_leftovers, copy_tree, kill_parent_during_work, pc3d_data, tree_bytes
 
 from pc3d.tools import data_cli
 
