@@ -8,18 +8,27 @@ Usage::
 ScanNet output: ``DIR/scans/sceneXXXX_00/`` (the five raw files of each scan), ``DIR/meta/`` with
 ``scannetv2-labels.combined.tsv`` (the rows of the categories used) and ``scannetv2_{train,val,test}.txt``.
 KITTI output: ``DIR/training/{velodyne,calib,label_2,image_2}/%06d.*`` and ``DIR/ImageSets/{train,val}.txt``.
-The same seed gives byte-identical files whatever the number of workers.
+The same seed gives byte-identical files whatever the number of workers. Every file is written
+atomically; ``DIR`` must be new, empty, or an earlier output of this command (marked by
+``DIR/.pc3d-synth.json``), so real data is never overwritten. An item whose worker dies is
+reported by name and the exit status is 1; the split files then list only the items written.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-from pc3d.data.synth.fileio import write_text_atomic
-from pc3d.data.synth.jobs import kitti_job, run_jobs, scannet_job
+from tqdm import tqdm
+
+from pc3d.data.synth.jobs import kitti_job, scannet_job
+from pc3d.io import UsageError, clean_leftovers, run_items, write_json, write_text
+
+MARKER = ".pc3d-synth.json"
+PRELOAD = ["pc3d.data.synth.scannet_rooms", "pc3d.data.synth.kitti_street", "open3d"]
 
 
 def _default_workers() -> int:
@@ -85,59 +94,111 @@ def _split(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
     return train, val
 
 
+def claim_output(out: Path, dataset: str) -> None:
+    """Refuse an ``--out`` holding anything this command did not write; then mark it as its own."""
+    marker = out / MARKER
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            raise UsageError(
+                f"--out {out}: is not empty and was not written by pc3d-data synth (no {MARKER}); "
+                "choose a new or empty folder"
+            ) from None
+        if owner != dataset:
+            raise UsageError(f"--out {out}: holds synthetic {owner!r} data, not {dataset!r}")
+    write_json(marker, {"tool": "pc3d-data synth", "dataset": dataset}, indent=1)
+
+
+def _clean(folders: list[Path]) -> None:
+    for folder in folders:
+        clean_leftovers(folder)
+
+
+def _run(fn, jobs: list[tuple], names: list[str], workers: int, desc: str, progress: bool):
+    """Results of the items that succeeded, in input order, and ``{name: error}`` of the others."""
+    items = list(zip(names, jobs))
+    ok: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress)
+    try:
+        for r in run_items(fn, items, workers if workers > 1 else 0, preload=PRELOAD):
+            if r.ok:
+                ok[r.name] = r.value
+            else:
+                failed[r.name] = r.error
+            bar.update()
+    finally:
+        bar.close()
+    return [ok[n] for n in names if n in ok], failed
+
+
+def _report(failed: dict[str, str]) -> int:
+    for name, err in sorted(failed.items()):
+        print(f"pc3d-data synth: {name} failed: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def run_scannet(args: argparse.Namespace) -> int:
     from pc3d.data.synth.scannet_catalog import tsv_text
     from pc3d.data.synth.scannet_rooms import used_raw_categories
 
     if args.scenes > 10000:
-        raise ValueError(f"--scenes: at most 10000 scene ids sceneXXXX_00 exist, got {args.scenes}")
+        raise UsageError(f"--scenes: at most 10000 scene ids sceneXXXX_00 exist, got {args.scenes}")
     if not 0.01 <= args.spacing <= 0.5:
-        raise ValueError(f"--spacing must be in [0.01, 0.5] m, got {args.spacing}")
+        raise UsageError(f"--spacing must be in [0.01, 0.5] m, got {args.spacing}")
     out = Path(args.out)
-    scans = out / "scans"
+    claim_output(out, "scannet")
+    scans, meta = out / "scans", out / "meta"
     scans.mkdir(parents=True, exist_ok=True)
+    _clean([out, scans, meta, *(p for p in scans.iterdir() if p.is_dir())])
     jobs = [(i, args.seed, str(scans), args.spacing) for i in range(args.scenes)]
-    res = run_jobs(scannet_job, jobs, args.workers, "synth scannet", not args.no_progress)
+    names = [f"scene{i:04d}_00" for i in range(args.scenes)]
+    res, failed = _run(scannet_job, jobs, names, args.workers, "synth scannet", not args.no_progress)
     ids = [r["id"] for r in res]
     train, val = _split(len(ids), args.val_fraction)
-    meta = out / "meta"
-    write_text_atomic(meta / "scannetv2-labels.combined.tsv", tsv_text(used_raw_categories()))
-    write_text_atomic(meta / "scannetv2_train.txt", "".join(ids[i] + "\n" for i in train))
-    write_text_atomic(meta / "scannetv2_val.txt", "".join(ids[i] + "\n" for i in val))
-    write_text_atomic(meta / "scannetv2_test.txt", "")
+    write_text(meta / "scannetv2-labels.combined.tsv", tsv_text(used_raw_categories()))
+    write_text(meta / "scannetv2_train.txt", "".join(ids[i] + "\n" for i in train))
+    write_text(meta / "scannetv2_val.txt", "".join(ids[i] + "\n" for i in val))
+    write_text(meta / "scannetv2_test.txt", "")
     nv = sum(r["vertices"] for r in res)
     print(f"wrote {len(ids)} rooms ({nv} vertices) to {scans}; splits: {len(train)} train / {len(val)} val")
-    return 0
+    return _report(failed)
 
 
 def run_kitti(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    claim_output(out, "kitti")
     training = out / "training"
     training.mkdir(parents=True, exist_ok=True)
+    subs = ("velodyne", "calib", "label_2", "image_2")
+    _clean([out, out / "ImageSets", *(training / s for s in subs)])
     jobs = [(i, args.seed, str(training), args.azimuth_steps, not args.no_image) for i in range(args.frames)]
-    res = run_jobs(kitti_job, jobs, args.workers, "synth kitti", not args.no_progress)
+    names = [f"{i:06d}" for i in range(args.frames)]
+    res, failed = _run(kitti_job, jobs, names, args.workers, "synth kitti", not args.no_progress)
     ids = [r["id"] for r in res]
     train, val = _split(len(ids), args.val_fraction)
-    write_text_atomic(out / "ImageSets" / "train.txt", "".join(ids[i] + "\n" for i in train))
-    write_text_atomic(out / "ImageSets" / "val.txt", "".join(ids[i] + "\n" for i in val))
+    write_text(out / "ImageSets" / "train.txt", "".join(ids[i] + "\n" for i in train))
+    write_text(out / "ImageSets" / "val.txt", "".join(ids[i] + "\n" for i in val))
     npts = sum(r["points"] for r in res)
     print(
         f"wrote {len(ids)} frames ({npts} points) to {training}; splits: {len(train)} train / {len(val)} val"
     )
-    return 0
+    return _report(failed)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute the parsed ``synth`` command; returns the exit code (2 on unusable arguments)."""
+    """Execute the parsed ``synth`` command; returns the exit code (1: some items failed, 2: unusable
+    arguments)."""
     try:
-        if Path(args.out).exists() and not Path(args.out).is_dir():
-            raise ValueError(f"--out {args.out} exists and is not a folder")
         if args.synth_dataset == "scannet":
             return run_scannet(args)
         if args.synth_dataset == "kitti":
             return run_kitti(args)
-        raise ValueError(f"unknown synth dataset {args.synth_dataset!r}; expected 'scannet' or 'kitti'")
-    except ValueError as e:
+        raise UsageError(f"unknown synth dataset {args.synth_dataset!r}; expected 'scannet' or 'kitti'")
+    except UsageError as e:
         print(f"pc3d-data synth: error: {e}", file=sys.stderr)
         return 2
 

@@ -198,14 +198,14 @@ def render_side_by_side(
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write an ``(H, W, 3)`` uint8 image as PNG, creating parent folders."""
-    from PIL import Image
+    """Write an ``(H, W, 3)`` uint8 image as PNG atomically, creating parent folders."""
+    from pc3d.io import write_png
 
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"output {path}: expected a .png file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(path)
+    write_png(path, np.ascontiguousarray(image, dtype=np.uint8))
     return path
 
 

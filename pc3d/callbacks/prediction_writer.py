@@ -9,8 +9,6 @@ records"): ``coord (N, 3)``, optional ``color``, ``segment``/``pred`` ``(N,)``,
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from pc3d.io import atomic_write, write_text
 
 FORMATS = ("npz", "scannet", "kitti")
 NPZ_KEYS = (
@@ -40,30 +40,15 @@ def record_name(record: Mapping[str, Any]) -> str:
     raise ValueError("prediction record: meta has neither 'scene_id' nor 'frame_id', so it cannot be named")
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def write_npz(out_dir: str | Path, record: Mapping[str, Any]) -> Path:
     """``<out_dir>/<name>.npz`` with the record's arrays and ``class_names`` (readable by ``pc3d-viz``)."""
     arrays = {k: _numpy(record[k]) for k in NPZ_KEYS if record.get(k) is not None}
     if "class_names" in record:
         arrays["class_names"] = np.asarray(list(record["class_names"]), dtype=str)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    return _atomic(Path(out_dir) / f"{record_name(record)}.npz", write)
+    return atomic_write(
+        Path(out_dir) / f"{record_name(record)}.npz", lambda f: np.savez_compressed(f, **arrays)
+    )
 
 
 def write_scannet_labels(out_dir: str | Path, record: Mapping[str, Any]) -> Path:
@@ -75,7 +60,7 @@ def write_scannet_labels(out_dir: str | Path, record: Mapping[str, Any]) -> Path
         raise ValueError(f"pred: ScanNet20 labels must be in 0..{len(VALID_CLASS_IDS_20) - 1}")
     ids = np.asarray(VALID_CLASS_IDS_20, dtype=np.int64)[pred]
     text = "\n".join(map(str, ids.tolist())) + ("\n" if ids.size else "")
-    return _atomic(Path(out_dir) / f"{record_name(record)}.txt", lambda tmp: Path(tmp).write_text(text))
+    return write_text(Path(out_dir) / f"{record_name(record)}.txt", text)
 
 
 def write_kitti(out_dir: str | Path, record: Mapping[str, Any]) -> Path:

@@ -164,8 +164,9 @@ def make_root(tmp: Path, n_frames: int, samples: Path | None) -> Path:
 
 
 def bench_preprocess(tmp: Path, root: Path, n_frames: int, repeat: int) -> dict:
-    from pc3d.data.kitti.io import atomic_save_npy, read_velodyne
+    from pc3d.data.kitti.io import read_velodyne
     from pc3d.data.kitti.preprocess import preprocess
+    from pc3d.io import save_npy
 
     ids = [f"{i:06d}" for i in range(n_frames)]
     splits = {"train": ids[0::2], "val": ids[1::2]}
@@ -177,9 +178,7 @@ def bench_preprocess(tmp: Path, root: Path, n_frames: int, repeat: int) -> dict:
         times.append(time.perf_counter() - t)
         t = time.perf_counter()
         for i in ids:
-            atomic_save_npy(
-                tmp / f"io{r}" / f"{i}.npy", read_velodyne(root / "training" / "velodyne" / f"{i}.bin")
-            )
+            save_npy(tmp / f"io{r}" / f"{i}.npy", read_velodyne(root / "training" / "velodyne" / f"{i}.bin"))
         base.append(time.perf_counter() - t)
     return {
         "fps": n_frames / statistics.median(times),
@@ -191,7 +190,7 @@ def bench_preprocess(tmp: Path, root: Path, n_frames: int, repeat: int) -> dict:
 def write_gt_database(out: Path, n_per_class: dict[str, int], seed: int = 0) -> None:
     """A train-split-sized GT database (Car 14k, Pedestrian 2.2k, Cyclist 0.7k objects by default)
     with realistic point counts, so GT-sampling is timed at full scale."""
-    from pc3d.data.kitti.io import atomic_save_npy, atomic_write_json
+    from pc3d.io import save_npy, write_json
 
     rng = np.random.default_rng(seed)
     size = {"Car": (3.9, 1.6, 1.56), "Pedestrian": (0.8, 0.6, 1.73), "Cyclist": (1.76, 0.6, 1.73)}
@@ -201,7 +200,7 @@ def write_gt_database(out: Path, n_per_class: dict[str, int], seed: int = 0) -> 
         offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
         pts = rng.uniform(-0.45, 0.45, (int(counts.sum()), 4)).astype(np.float32)
         pts[:, :3] *= np.asarray(size[c], np.float32)
-        atomic_save_npy(out / "gt_database" / f"{c}.npy", pts)
+        save_npy(out / "gt_database" / f"{c}.npy", pts)
         x, y = rng.uniform(3, 68, n), rng.uniform(-38, 38, n)
         yaw = rng.uniform(-np.pi, np.pi, n)
         entries = [
@@ -214,7 +213,7 @@ def write_gt_database(out: Path, n_per_class: dict[str, int], seed: int = 0) -> 
             for i in range(n)
         ]
         classes[c] = entries
-    atomic_write_json(out / "gt_database" / "dbinfos_train.json", {"version": 1, "classes": classes})
+    write_json(out / "gt_database" / "dbinfos_train.json", {"version": 1, "classes": classes})
 
 
 def bench_pipeline(out: Path, n_items: int, repeat: int) -> dict:

@@ -16,14 +16,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from pc3d.data.synth.jobs import kitti_job, run_jobs, scannet_job
+from pc3d.data.synth.jobs import kitti_job, scannet_job
+from pc3d.io import run_items
+from pc3d.tools.data_synth import PRELOAD
 
 
 def _measure(fn, jobs_for, workers: int) -> tuple[float, float, list[dict]]:
     tmp = Path(tempfile.mkdtemp(prefix="pc3d_bench_synth_"))
     try:
         t0 = time.perf_counter()
-        res = run_jobs(fn, jobs_for(tmp), workers, "bench", progress=False)
+        jobs = jobs_for(tmp)
+        items = [(str(i), job) for i, job in enumerate(jobs)]
+        results = list(run_items(fn, items, workers if workers > 1 else 0, preload=PRELOAD))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise RuntimeError(f"bench item {failed[0].name} failed: {failed[0].error}")
+        res = [r.value for r in results]
         wall = time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

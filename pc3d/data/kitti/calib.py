@@ -16,6 +16,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from pc3d.data.kitti.io import read_text
+
 #: Keys every calib file must provide, with their matrix shapes. ``Tr_imu_to_velo`` is optional.
 REQUIRED_KEYS: dict[str, tuple[int, int]] = {
     "P0": (3, 4),
@@ -83,16 +85,16 @@ class Calibration:
     @classmethod
     def from_file(cls, path: str | Path) -> Calibration:
         """Parse a calib ``.txt``; ``ValueError`` names the file (and line) on bad input."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ValueError(f"{path}: cannot read calib file ({e})") from e
-        return cls.from_text(text, source=str(path))
+        return cls.from_text(read_text(path, "calib"), source=str(path))
 
     @classmethod
     def from_text(cls, text: str, source: str = "<calib>") -> Calibration:
-        """Parse ``key: v1 v2 ...`` lines. Missing required keys or malformed values raise ``ValueError``."""
+        """Parse ``key: v1 v2 ...`` lines.
+
+        Missing required keys, malformed or non-finite values, a singular ``R0_rect ·
+        Tr_velo_to_cam`` (points could not be mapped back to LiDAR) or a ``P2`` without a focal
+        length raise ``ValueError`` naming ``source``.
+        """
         shapes = {**REQUIRED_KEYS, **OPTIONAL_KEYS}
         mats: dict[str, np.ndarray] = {}
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -118,7 +120,20 @@ class Calibration:
         missing = [k for k in REQUIRED_KEYS if k not in mats]
         if missing:
             raise ValueError(f"{source}: missing calib key(s) {missing}; expected {list(REQUIRED_KEYS)}")
-        return cls(**mats)
+        calib = cls(**mats)
+        calib.check(source)
+        return calib
+
+    def check(self, source: str = "<calib>") -> None:
+        """``ValueError`` naming ``source`` when the transforms cannot be used (see :meth:`from_text`)."""
+        for key, m in (("R0_rect", self.R0_rect), ("R0_rect · Tr_velo_to_cam", self.lidar_to_rect_matrix)):
+            sv = np.linalg.svd(m[:3, :3], compute_uv=False)
+            if not sv[-1] > 1e-9 * max(sv[0], 1e-300):
+                raise ValueError(f"{source}: {key} is singular (its 3x3 part has rank < 3)")
+        if not (abs(self.P2[0, 0]) > 1e-9 and abs(self.P2[1, 1]) > 1e-9):
+            raise ValueError(
+                f"{source}: P2 has a zero focal length (P2[0,0]={self.P2[0, 0]}, P2[1,1]={self.P2[1, 1]})"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:

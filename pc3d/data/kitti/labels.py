@@ -28,11 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from pc3d.data.kitti.calib import Calibration
+from pc3d.data.kitti.io import read_text
 
 #: Exclusive difficulty thresholds (index 0 easy, 1 moderate, 2 hard): KITTI devkit / datasets.md B3.
 MIN_HEIGHT = (40.0, 25.0, 25.0)
 MAX_OCCLUSION = (0, 1, 2)
 MAX_TRUNCATION = (0.15, 0.30, 0.50)
+
+#: Object classes of KITTI ``label_2`` files (devkit readme).
+KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
 
 ANNO_KEYS = (
     "name",
@@ -66,7 +70,8 @@ def parse_label_text(text: str, source: str = "<label>", allow_score: bool = Tru
     """Parse the 15-column (16 with ``score``) lines of a label/result file into an anno dict.
 
     Raises ``ValueError`` naming ``source`` and the line number for a malformed line (wrong column
-    count, non-numeric or non-finite value, negative box size other than DontCare's ``-1``).
+    count, a class name not in :data:`KITTI_CLASSES`, non-numeric or non-finite value, an
+    occlusion that is not an integer in -1..3, negative box size other than DontCare's ``-1``).
     """
     rows: list[list[float]] = []
     names: list[str] = []
@@ -78,12 +83,18 @@ def parse_label_text(text: str, source: str = "<label>", allow_score: bool = Tru
         if len(parts) not in ncols:
             want = " or ".join(map(str, sorted(ncols)))
             raise ValueError(f"{source}:{lineno}: expected {want} columns, got {len(parts)}")
+        if parts[0] not in KITTI_CLASSES:
+            raise ValueError(
+                f"{source}:{lineno}: unknown class {parts[0][:40]!r}; expected one of {', '.join(KITTI_CLASSES)}"
+            )
         try:
             vals = [float(v) for v in parts[1:]]
         except ValueError as e:
             raise ValueError(f"{source}:{lineno}: non-numeric value ({e})") from e
         if not np.isfinite(vals).all():
             raise ValueError(f"{source}:{lineno}: non-finite value in {line.strip()!r}")
+        if vals[1] != int(vals[1]) or not -1 <= vals[1] <= 3:
+            raise ValueError(f"{source}:{lineno}: occluded must be an integer in -1..3, got {parts[2]!r}")
         if parts[0] != "DontCare" and min(vals[7:10]) < 0:
             raise ValueError(f"{source}:{lineno}: negative box size h, w, l = {vals[7:10]}")
         if len(vals) == 14:
@@ -108,12 +119,7 @@ def parse_label_text(text: str, source: str = "<label>", allow_score: bool = Tru
 
 def read_label(path: str | Path, allow_score: bool = True) -> dict[str, np.ndarray]:
     """Read a ``label_2`` or result ``.txt`` file (see :func:`parse_label_text`)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read label file ({e})") from e
-    return parse_label_text(text, source=str(path), allow_score=allow_score)
+    return parse_label_text(read_text(path, "label"), source=str(path), allow_score=allow_score)
 
 
 def format_label_lines(anno: dict[str, np.ndarray], with_score: bool = True) -> str:

@@ -11,12 +11,14 @@ Output layout under ``out`` (documented in docs/data/kitti.md)::
     gt_database/dbinfos_train.json {"version": 1, "classes": {Class: [entry, ...]}}
     splits/<split>.txt             frame ids of each split used
     errors.json                    {"<split_dir>/<id>": "message"} of frames that failed
+
+Every file is written atomically. A frame's info records the size and SHA-256 of its ``.npy``
+files; a rerun skips a frame only when they still match, and redoes frames whose last
+(re)conversion failed or was interrupted (``.pc3d-pending.json``).
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +27,20 @@ import numpy as np
 
 from pc3d.data.kitti.augment import NAME_DTYPE, points_in_boxes_mask
 from pc3d.data.kitti.calib import Calibration, fov_mask
-from pc3d.data.kitti.io import (
-    DEFAULT_IMAGE_SIZE,
-    atomic_save_npy,
-    atomic_write_json,
-    atomic_write_text,
-    read_image_size,
-    read_json,
-    read_velodyne,
-)
+from pc3d.data.kitti.io import DEFAULT_IMAGE_SIZE, read_image_size, read_json, read_text, read_velodyne
 from pc3d.data.kitti.labels import anno_to_lidar_boxes, difficulty_level, read_label
+from pc3d.io import (
+    PendingJournal,
+    bytes_record,
+    check_output_dir,
+    clean_leftovers,
+    npy_bytes,
+    run_items,
+    verify_files,
+    write_bytes,
+    write_json,
+    write_text,
+)
 
 INFO_VERSION = 1
 
@@ -52,16 +58,36 @@ def frame_info_path(out: str | Path, split_dir: str, frame_id: str) -> Path:
     return Path(out) / split_dir / "frames" / f"{frame_id}.json"
 
 
+def _finished_info(out: Path, info_path: Path) -> dict | None:
+    """The existing info of a frame when it and every file it records are intact, else ``None``."""
+    try:
+        info = read_json(info_path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("version") != INFO_VERSION:
+        return None
+    return info if verify_files(out, info.get("files")) is None and info.get("files") else None
+
+
+def _save(out: Path, rel: str, arr: np.ndarray, records: dict) -> None:
+    data = npy_bytes(arr)
+    write_bytes(out / rel, data)
+    records[rel] = bytes_record(data)
+
+
 def process_frame(job: FrameJob) -> dict[str, Any]:
     """Preprocess one frame; writes its points/objects/info atomically and returns the info dict.
 
-    Skips the work (and reads the existing info) when the info file exists and ``overwrite`` is
-    false. Raises ``ValueError`` naming the offending file on bad input.
+    Without ``overwrite``, an existing info whose recorded files are intact is returned as is.
+    Raises ``ValueError`` naming the offending file on bad input, including an empty cloud or one
+    with no point in the camera's field of view.
     """
     out = Path(job.out)
     info_path = frame_info_path(out, job.split_dir, job.frame_id)
-    if info_path.exists() and not job.overwrite:
-        return read_json(info_path)
+    if not job.overwrite and info_path.exists():
+        info = _finished_info(out, info_path)
+        if info is not None:
+            return info
     src = Path(job.root) / job.split_dir
     fid = job.frame_id
     calib = Calibration.from_file(src / "calib" / f"{fid}.txt")
@@ -77,8 +103,14 @@ def process_frame(job: FrameJob) -> dict[str, Any]:
 
     fov = fov_mask(calib, pts[:, :3], image_size)
     pts_fov = pts[fov]
+    if len(pts_fov) == 0:
+        raise ValueError(
+            f"{src / 'velodyne' / f'{fid}.bin'}: none of its {len(pts)} points projects into image_2 "
+            f"({image_size[0]}x{image_size[1]}) with {src / 'calib' / f'{fid}.txt'}"
+        )
+    records: dict[str, dict] = {}
     points_rel = f"{job.split_dir}/points/{fid}.npy"
-    atomic_save_npy(out / points_rel, pts_fov)
+    _save(out, points_rel, pts_fov, records)
     info: dict[str, Any] = {
         "version": INFO_VERSION,
         "frame_id": fid,
@@ -112,19 +144,11 @@ def process_frame(job: FrameJob) -> dict[str, Any]:
             chunks.append(p)
             counts.append(len(p))
         obj_rel = f"{job.split_dir}/gt_objects/{fid}.npy"
-        atomic_save_npy(out / obj_rel, np.concatenate(chunks) if chunks else np.zeros((0, 4), np.float32))
+        _save(out, obj_rel, np.concatenate(chunks) if chunks else np.zeros((0, 4), np.float32), records)
         info["gt_objects"] = {"path": obj_rel, "index": obj_idx.tolist(), "counts": counts}
-    atomic_write_json(info_path, info)
+    info["files"] = records
+    write_json(info_path, info)
     return info
-
-
-def _run_job(job: FrameJob) -> tuple[FrameJob, dict | None, str | None]:
-    try:
-        return job, process_frame(job), None
-    except (ValueError, OSError) as e:
-        return job, None, str(e)
-    except Exception as e:  # unexpected: still report it against the frame and let the others continue
-        return job, None, f"{job.split_dir}/{job.frame_id}: {type(e).__name__}: {e}"
 
 
 def _list_ids(d: Path) -> list[str]:
@@ -132,20 +156,21 @@ def _list_ids(d: Path) -> list[str]:
 
 
 def read_split(path: str | Path) -> list[str]:
-    """Frame ids (zero-padded to 6 digits) of a split file with one id per line.
+    """Frame ids (zero-padded to 6 digits) of a split file with one id per line (UTF-8, BOM allowed).
 
-    Raises ``ValueError`` naming the file when it is missing, and file:line for an id that is not digits.
+    Raises ``ValueError`` naming the file when it is missing or not UTF-8, and file:line for an id
+    that is not digits.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: split file not found")
     ids = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "split").splitlines(), start=1):
         s = line.strip()
         if not s:
             continue
-        if not s.isdigit():
-            raise ValueError(f"{path}:{lineno}: expected a frame id of digits, got {s!r}")
+        if not (s.isascii() and s.isdigit()):
+            raise ValueError(f"{path}:{lineno}: expected a frame id of digits, got {s[:40]!r}")
         ids.append(s.zfill(6))
     return ids
 
@@ -186,50 +211,74 @@ def preprocess(
 ) -> dict[str, Any]:
     """Preprocess a KITTI object directory; returns ``{"frames", "errors", "splits", "split_source"}``.
 
-    Frames failing with bad input are reported in ``errors`` (and ``<out>/errors.json``) and left
-    out of the infos; the others continue. ``workers`` > 0 uses a process pool.
+    Frames failing with bad input, or whose worker process dies, are reported in ``errors`` (and
+    ``<out>/errors.json``) and left out of the infos; the others continue. ``workers`` > 0 uses a
+    process pool. ``ValueError`` (a :class:`pc3d.io.UsageError` for arguments) when nothing can run,
+    e.g. an ``out`` that overlaps ``root``.
     """
     root, out = Path(root), Path(out)
     if workers < 0:
         raise ValueError(f"--workers must be >= 0 (0: in-process), got {workers}")
     if not (root / "training").is_dir() and not (root / "testing").is_dir():
         raise ValueError(f"--root {root}: expected a KITTI object directory with training/ and/or testing/")
+    check_output_dir(out, {"--root": root})
     if splits is None:
         splits, source = resolve_splits(root)
     else:
         source = "given"
     train_like = list(dict.fromkeys(splits.get("train", []) + splits.get("val", [])))
-    jobs = [FrameJob(str(root), str(out), "training", f, overwrite) for f in train_like]
-    jobs += [FrameJob(str(root), str(out), "testing", f, overwrite) for f in splits.get("test", [])]
-    if not jobs:
+    keys = [("training", f) for f in train_like] + [("testing", f) for f in splits.get("test", [])]
+    if not keys:
         raise ValueError(
             f"--root {root}: no frames found (no .bin files in training/velodyne or testing/velodyne, "
             f"and no ids in the splits from {source})"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in _output_folders(out):
+        clean_leftovers(folder)
+    journal = PendingJournal(out, "pc3d-data kitti")
+    pending = journal.load()
+    if overwrite:
+        pending |= {f"{d}/{f}" for d, f in keys}
+    journal.save(pending)
+    items = []
+    for d, f in keys:
+        name = f"{d}/{f}"
+        items.append((name, (FrameJob(str(root), str(out), d, f, overwrite or name in pending),)))
     infos: dict[tuple[str, str], dict] = {}
     errors: dict[str, str] = {}
-    for job, info, err in _map(jobs, workers, progress):
-        if err is not None:
-            errors[f"{job.split_dir}/{job.frame_id}"] = err
-        else:
-            infos[(job.split_dir, job.frame_id)] = info
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), desc="kitti", unit="frame", disable=not progress)
+    try:
+        for r in run_items(process_frame, items, workers, preload=["pc3d.data.kitti.preprocess"]):
+            bar.update()
+            if r.ok:
+                d, f = r.name.split("/")
+                infos[(d, f)] = r.value
+                pending.discard(r.name)
+            else:
+                errors[r.name] = r.error
+    finally:
+        bar.close()
+        journal.save(pending)
     for name, ids in splits.items():
-        atomic_write_text(out / "splits" / f"{name}.txt", "".join(f"{i}\n" for i in ids))
+        write_text(out / "splits" / f"{name}.txt", "".join(f"{i}\n" for i in ids))
         d = "testing" if name == "test" else "training"
         frames = [infos[(d, i)] for i in ids if (d, i) in infos]
-        atomic_write_json(
+        write_json(
             out / "infos" / f"kitti_infos_{name}.json",
             {"version": INFO_VERSION, "split": name, "frames": frames},
         )
     if "train" in splits and "val" in splits:
         tv = [infos[("training", i)] for i in train_like if ("training", i) in infos]
-        atomic_write_json(
+        write_json(
             out / "infos" / "kitti_infos_trainval.json",
             {"version": INFO_VERSION, "split": "trainval", "frames": tv},
         )
     train_infos = [infos[("training", i)] for i in splits.get("train", []) if ("training", i) in infos]
     build_gt_database(out, train_infos)
-    atomic_write_json(out / "errors.json", errors)
+    write_json(out / "errors.json", dict(sorted(errors.items())))
     return {
         "frames": len(infos),
         "errors": errors,
@@ -238,24 +287,12 @@ def preprocess(
     }
 
 
-def _map(
-    jobs: list[FrameJob], workers: int, progress: bool
-) -> Iterable[tuple[FrameJob, dict | None, str | None]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc="kitti", unit="frame", disable=not progress)
-    try:
-        if workers <= 0 or len(jobs) <= 1:
-            for j in jobs:
-                yield _run_job(j)
-                bar.update()
-        else:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for r in pool.imap_unordered(_run_job, jobs, chunksize=4):
-                    yield r
-                    bar.update()
-    finally:
-        bar.close()
+def _output_folders(out: Path) -> list[Path]:
+    """Every folder :func:`preprocess` writes files into."""
+    folders = [out, out / "splits", out / "infos", out / "gt_database"]
+    for d in ("training", "testing"):
+        folders += [out / d / sub for sub in ("points", "frames", "gt_objects")]
+    return folders
 
 
 def build_gt_database(out: str | Path, train_infos: list[dict]) -> dict[str, int]:
@@ -299,8 +336,8 @@ def build_gt_database(out: str | Path, train_infos: list[dict]) -> dict[str, int
             offsets[name] = off + int(cnt)
     db = out / "gt_database"
     for name, chunks in per_cls_pts.items():
-        atomic_save_npy(db / f"{name}.npy", np.concatenate(chunks).astype(np.float32))
-    atomic_write_json(db / "dbinfos_train.json", {"version": INFO_VERSION, "classes": per_cls_entries})
+        write_bytes(db / f"{name}.npy", npy_bytes(np.concatenate(chunks).astype(np.float32)))
+    write_json(db / "dbinfos_train.json", {"version": INFO_VERSION, "classes": per_cls_entries})
     return {k: len(v) for k, v in per_cls_entries.items()}
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from pc3d.data.kitti.calib import Calibration
-from pc3d.data.kitti.io import atomic_write_text
 from pc3d.data.kitti.labels import (
     format_label_lines,
     lidar_to_camera_boxes,
     project_boxes_to_image,
     wrap_angle,
 )
+from pc3d.io import write_text
 
 
 def _numpy(x) -> np.ndarray:
@@ -86,5 +86,5 @@ def write_kitti_result(
     """Write ``<out_dir>/<frame_id>.txt`` (atomically) and return its path; an empty file when P = 0."""
     anno = predictions_to_anno(boxes, scores, labels, class_names, calib, image_size)
     path = Path(out_dir) / f"{frame_id}.txt"
-    atomic_write_text(path, format_label_lines(anno, with_score=True))
+    write_text(path, format_label_lines(anno, with_score=True))
     return path

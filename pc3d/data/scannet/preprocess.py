@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,14 @@ from pc3d.data.scannet.classes import (
 from pc3d.data.scannet.raw import (
     LabelTable,
     RawSceneError,
+    check_group_segments,
     read_aggregation,
     read_axis_alignment,
     read_ply_mesh,
     read_segs,
 )
 from pc3d.data.transforms.base import affine
+from pc3d.io import bytes_record, npy_bytes, publish_dir, verify_files
 
 FORMAT_VERSION = 1
 SCENE_ARRAYS = (
@@ -130,8 +131,6 @@ def convert_scene(scene_dir: str | Path, labels: LabelTable, *, with_labels: boo
             raise RawSceneError(files["mesh"], f"vertex element has no property {key!r}")
     coord = np.stack([mesh.vertex["x"], mesh.vertex["y"], mesh.vertex["z"]], axis=1).astype(np.float32)
     color = np.stack([mesh.vertex["red"], mesh.vertex["green"], mesh.vertex["blue"]], axis=1).astype(np.uint8)
-    if not np.isfinite(coord).all():
-        raise RawSceneError(files["mesh"], "vertex coordinates contain NaN/inf")
     normal = vertex_normals(coord, mesh.faces)
     axis_align = read_axis_alignment(files["txt"]) if files["txt"].exists() else None
     if axis_align is None and with_labels:
@@ -152,6 +151,7 @@ def convert_scene(scene_dir: str | Path, labels: LabelTable, *, with_labels: boo
     if with_labels:
         seg = read_segs(files["segs"], n)
         groups = read_aggregation(files["aggregation"])
+        check_group_segments(groups, seg, files["aggregation"], files["segs"])
         num_groups = len(groups)
         seg_max = int(seg.max()) + 1 if seg.size else 0
         nyu = np.array([labels.raw_to_nyu40.get(g.label, 0) for g in groups], dtype=np.int64)
@@ -162,8 +162,7 @@ def convert_scene(scene_dir: str | Path, labels: LabelTable, *, with_labels: boo
         # segment id -> last group (file order) that claims it; later groups overwrite earlier ones
         owner = np.full(seg_max, -1, dtype=np.int64)
         for gi, g in enumerate(groups):
-            s = g.segments[(g.segments >= 0) & (g.segments < seg_max)]
-            owner[s] = gi
+            owner[g.segments] = gi
         vg = owner[seg] if seg_max else np.full(n, -1, np.int64)
         has = vg >= 0
         gids = np.array([g.id for g in groups], dtype=np.int64)
@@ -205,30 +204,53 @@ def convert_scene(scene_dir: str | Path, labels: LabelTable, *, with_labels: boo
     return {"arrays": arrays, "meta": meta}
 
 
-def write_scene(out_scans: str | Path, scene_id: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Atomically write a scene folder ``out_scans/scene_id``.
+SCENE_FILES = frozenset([f"{name}.npy" for name in SCENE_ARRAYS] + ["meta.json"])
 
-    Files go to ``scene_id.tmp-<pid>`` first (``meta.json`` last), which then replaces the final
-    folder with ``os.replace``; a killed run leaves at most a ``.tmp-*`` folder, never a partial scene.
+
+def is_scene_output(path: str | Path) -> bool:
+    """Whether folder ``path`` holds only files :func:`write_scene` writes (so it may replace it)."""
+    path = Path(path)
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return False
+    names = {e.name for e in entries}
+    return (
+        "meta.json" in names
+        and names <= SCENE_FILES
+        and all(e.is_file(follow_symlinks=False) for e in entries)
+    )
+
+
+def write_scene(out_scans: str | Path, scene_id: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Atomically publish the scene folder ``out_scans/scene_id`` (see :func:`pc3d.io.publish_dir`).
+
+    ``meta.json`` gains ``files``: the size and SHA-256 of every ``.npy``, which
+    :func:`verify_scene` checks. An existing folder is replaced only when it is a scene folder this
+    function wrote (:func:`is_scene_output`); anything else raises ``FileExistsError``.
     """
-    out_scans = Path(out_scans)
-    out_scans.mkdir(parents=True, exist_ok=True)
-    final = out_scans / scene_id
-    tmp = out_scans / f"{scene_id}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    for name in SCENE_ARRAYS:
-        np.save(tmp / f"{name}.npy", arrays[name])
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    old = None
-    if final.exists():
-        old = out_scans / f"{scene_id}.old-{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    blobs = {f"{name}.npy": npy_bytes(arrays[name]) for name in SCENE_ARRAYS}
+    meta = {**meta, "files": {name: bytes_record(data) for name, data in blobs.items()}}
+
+    def build(tmp: Path) -> None:
+        for name, data in blobs.items():
+            (tmp / name).write_bytes(data)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    return publish_dir(Path(out_scans) / scene_id, build, replaceable=is_scene_output)
+
+
+def verify_scene(path: str | Path) -> str | None:
+    """``None`` when the scene folder ``path`` is complete and every array matches the size and
+    SHA-256 recorded in its ``meta.json``; otherwise a short reason."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"{path / 'meta.json'}: unreadable ({e.__class__.__name__})"
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        return f"{path / 'meta.json'}: not format version {FORMAT_VERSION}"
+    return verify_files(path, meta.get("files"), [f"{n}.npy" for n in SCENE_ARRAYS])
 
 
 _DTYPES = {

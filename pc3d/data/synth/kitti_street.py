@@ -19,8 +19,8 @@ import numpy as np
 from pc3d.data.synth import kitti_calib as K
 from pc3d.data.synth import meshes as M
 from pc3d.data.synth import street_objects as S
-from pc3d.data.synth.fileio import encode_png, write_bytes_atomic, write_text_atomic
 from pc3d.data.synth.lidar import HDL64, MOUNT_HEIGHT
+from pc3d.io import write_bytes, write_png, write_text
 
 DONTCARE_RANGE = 70.0  # labelled objects farther than this become DontCare
 MIN_HEIGHT_PX = 15.0  # objects with a smaller 2D box become DontCare
@@ -565,12 +565,10 @@ def write_frame(frame: SynthFrame, training_dir: str | os.PathLike, png_level: i
     """Write ``velodyne/``, ``calib/``, ``label_2/`` and ``image_2/`` files of ``frame``."""
     root = Path(training_dir)
     fid = frame.frame_id
-    write_bytes_atomic(
-        root / "velodyne" / f"{fid}.bin", np.ascontiguousarray(frame.points, dtype="<f4").tobytes()
-    )
-    write_text_atomic(root / "calib" / f"{fid}.txt", K.calib_text())
-    write_text_atomic(root / "label_2" / f"{fid}.txt", "".join(lb.line() + "\n" for lb in frame.labels))
-    write_bytes_atomic(root / "image_2" / f"{fid}.png", encode_png(frame.image, png_level))
+    write_bytes(root / "velodyne" / f"{fid}.bin", np.ascontiguousarray(frame.points, dtype="<f4").tobytes())
+    write_text(root / "calib" / f"{fid}.txt", K.calib_text())
+    write_text(root / "label_2" / f"{fid}.txt", "".join(lb.line() + "\n" for lb in frame.labels))
+    write_png(root / "image_2" / f"{fid}.png", frame.image, png_level)
 
 
 __all__ = ["Agent", "Label", "SynthFrame", "generate_frame", "write_frame"]

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from pc3d.data.synth.fileio import write_bytes_atomic
+from pc3d.io import write_bytes
 
 _VERTEX = [
     ("x", "<f4"),
@@ -91,4 +91,4 @@ def write_ply_mesh(
     label: np.ndarray | None = None,
 ) -> None:
     """Atomically write :func:`encode_ply_mesh` output to ``path``."""
-    write_bytes_atomic(path, encode_ply_mesh(xyz, rgba, faces, label))
+    write_bytes(path, encode_ply_mesh(xyz, rgba, faces, label))

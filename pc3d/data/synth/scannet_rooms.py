@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from pc3d.data.synth import meshes as M
-from pc3d.data.synth.fileio import write_text_atomic
 from pc3d.data.synth.ply import write_ply_mesh
 from pc3d.data.synth.scannet_catalog import (
     CATEGORIES,
@@ -31,6 +30,7 @@ from pc3d.data.synth.scannet_catalog import (
     pick,
     scannet_id_of,
 )
+from pc3d.io import write_text
 
 DEFAULT_SPACING = 0.045  # mesh edge length (m); ScanNet vh_clean_2 has a median edge of ~0.049 m
 SEG_CELL = 0.5  # over-segmentation cell size (m)
@@ -801,9 +801,9 @@ def write_room(room: SynthRoom, scans_dir: str | os.PathLike) -> Path:
         nyu[room.instance == g] = nyu40_of(raw)
     lrgba = np.concatenate([_NYU40_COLORS[nyu], np.full((len(nyu), 1), 255, np.uint8)], 1)
     write_ply_mesh(d / f"{sid}_vh_clean_2.labels.ply", room.xyz, lrgba, room.faces, label=label)
-    write_text_atomic(d / f"{sid}_vh_clean_2.0.010000.segs.json", _segs_json(sid, room.seg), newline="\r\n")
-    write_text_atomic(d / f"{sid}.aggregation.json", _aggregation_json(sid, room.groups), newline="\r\n")
-    write_text_atomic(d / f"{sid}.txt", _scene_txt(room, 1000 + int(room.seg[-1]) % 4000))
+    write_text(d / f"{sid}_vh_clean_2.0.010000.segs.json", _segs_json(sid, room.seg), newline="\r\n")
+    write_text(d / f"{sid}.aggregation.json", _aggregation_json(sid, room.groups), newline="\r\n")
+    write_text(d / f"{sid}.txt", _scene_txt(room, 1000 + int(room.seg[-1]) % 4000))
     return d
 
 
