@@ -239,7 +239,8 @@ def _array(value, field: str, dtype, shape: tuple, scene: Scene) -> np.ndarray |
         arr = arr.reshape(0, shape[1])
         ok = shape[0] in (None, 0)
     if not ok:
-        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        dims = ["N" if s is None else str(s) for s in shape]
+        want = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
         raise ValueError(f"{scene._where()}: {field} has shape {arr.shape}, expected {want}")
     return arr
 
