@@ -4,6 +4,7 @@ Model and datamodule are chosen by ``class_path`` in the config (subclass mode),
 
     pc3d fit -c meepo_demo.yaml --trainer.max_epochs 5
     pc3d test -c meepo_demo.yaml --ckpt_path last
+    pc3d fit -c meepo_demo.yaml --checkpoint_every_n_steps 500 --ckpt_path last   # resume; save every 500 steps
     pc3d demo                      # the main job end to end on synthetic data (see pc3d.demo)
 
 A config given by bare file name that does not exist on disk is looked up among the configs

@@ -94,12 +94,20 @@ def test_missing_and_directory(tmp_path: Path):
     expect_error(tmp_path, "is a directory")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable(real_ckpt: Path, tmp_path: Path):
+def test_unreadable(real_ckpt: Path, tmp_path: Path, monkeypatch):
     bad = tmp_path / "locked.ckpt"
     bad.write_bytes(real_ckpt.read_bytes())
     bad.chmod(0)
-    expect_error(bad, "cannot read")
+    if os.geteuid() == 0:  # root reads anyway; check what an ordinary user gets
+        real_open = Path.open
+
+        def locked_open(self, *args, **kwargs):
+            if self == bad:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", locked_open)
+    assert expect_error(bad) == f"{bad}: cannot read the checkpoint (Permission denied)"
 
 
 class Foreign:

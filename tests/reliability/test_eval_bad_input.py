@@ -147,13 +147,22 @@ def test_nan_in_a_ground_truth_label(dirs, capsys):
     assert line.startswith(f"pc3d-eval: error: {target}:1: non-finite value")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_result(dirs, capsys):
+def test_unreadable_result(dirs, capsys, monkeypatch):
     gt, pred = dirs
     target = sorted(pred.glob("*.txt"))[0]
     target.chmod(0)
+    if os.geteuid() == 0:  # root reads anyway; check what an ordinary user gets
+        real_read = Path.read_bytes
+
+        def locked_read(self):
+            if self == target:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_read(self)
+
+        monkeypatch.setattr(Path, "read_bytes", locked_read)
     assert main(run_eval(gt, pred)) == 1
-    assert f"{target}: cannot read result file (Permission denied)" in capsys.readouterr().err
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line == f"pc3d-eval: error: {target}: cannot read result file (Permission denied)"
 
 
 def test_bad_arguments_exit_2(dirs, tmp_path: Path, capsys):
