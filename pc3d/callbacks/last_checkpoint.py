@@ -39,7 +39,8 @@ class LastCheckpoint(Checkpoint):
 
     @property
     def state_key(self) -> str:
-        return f"LastCheckpoint{{dirpath={self.dirpath!r}}}"
+        # One per trainer; a constant key lets a run resume from a checkpoint written in another folder.
+        return "LastCheckpoint"
 
     def path(self, trainer: pl.Trainer | None = None) -> str:
         """``last.ckpt`` of this callback (``trainer`` resolves the default folder before ``setup``)."""
