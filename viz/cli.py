@@ -87,20 +87,21 @@ def _check_pred(pred: Path, n_inputs: int) -> None:
 
 def _attach_predictions(scene, pred: Path):
     """``scene`` with the predictions of ``pred`` (the file, or ``<pred>/<scene name>.npz``)."""
-    from pc3d.viz.scene import load_npz, merge_predictions
+    from pc3d.viz.scene import merge_predictions
 
     f = pred if pred.is_file() else pred / f"{scene.name}.npz"
     if not f.is_file():
         raise FileNotFoundError(f"--pred {pred}: no {f.name} for scene {scene.name!r}")
-    return merge_predictions(scene, _load_pred(f, load_npz))
+    return merge_predictions(scene, _load_pred(f))
 
 
-def _load_pred(path: Path, load_npz):
-    from pc3d.viz.scene import NPZ_KEYS, read_npz
+def _load_pred(path: Path):
+    """A prediction file: a :class:`Scene` when it has its own ``coord``, else its arrays."""
+    from pc3d.viz.scene import NPZ_KEYS, read_npz, scene_from_dict
 
     data = read_npz(path)
     if "coord" in data:
-        return load_npz(path)
+        return scene_from_dict(data, name=path.stem, source=str(path))
     unknown = sorted(set(data) - set(NPZ_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; expected some of {list(NPZ_KEYS)}")
