@@ -55,6 +55,18 @@ class LastCheckpoint(Checkpoint):
             self.dirpath = os.path.dirname(self.path(trainer))
         self.dirpath = trainer.strategy.broadcast(self.dirpath)
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        for other in trainer.checkpoint_callbacks:
+            if isinstance(other, ModelCheckpoint) and other.save_last and other.dirpath is not None:
+                if os.path.abspath(other.dirpath) == os.path.abspath(self.dirpath or ""):
+                    raise ValueError(
+                        f"trainer.callbacks: ModelCheckpoint(save_last={other.save_last!r}) would also write "
+                        f"last*.ckpt in {self.dirpath}, where LastCheckpoint keeps last.ckpt; set its "
+                        "save_last: false (last.ckpt is always written) or give it another dirpath"
+                    )
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         n = self.every_n_train_steps
         if n and trainer.global_step > 0 and trainer.global_step % n == 0:

@@ -175,3 +175,17 @@ def test_killed_fit_resumes_to_the_uninterrupted_weights(
         want["optimizer_states"][0]["state"].values(), got["optimizer_states"][0]["state"].values()
     ):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+
+
+def test_a_second_writer_of_last_ckpt_is_refused(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    config = tmp_path / "cb.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks": [{
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(run / "checkpoints"), "save_last": True}}]}}))  # fmt: skip
+    assert main([*tiny_args("fit", run, "--trainer.max_epochs=1"), "-c", str(config)]) == 1
+    lines = error_lines(capsys.readouterr().err)
+    assert lines[0].startswith(
+        "pc3d: error: trainer.callbacks: ModelCheckpoint(save_last=True) would also write"
+    )
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
