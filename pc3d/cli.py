@@ -4,6 +4,7 @@ Model and datamodule are chosen by ``class_path`` in the config (subclass mode),
 
     pc3d fit -c meepo_demo.yaml --trainer.max_epochs 5
     pc3d test -c meepo_demo.yaml --ckpt_path last
+    pc3d fit -c meepo_demo.yaml --checkpoint_every_n_steps 500 --ckpt_path last   # resume; save every 500 steps
     pc3d demo                      # the main job end to end on synthetic data (see pc3d.demo)
 
 A config given by bare file name that does not exist on disk is looked up among the configs
@@ -18,8 +19,12 @@ from importlib import resources
 from pathlib import Path
 
 from jsonargparse import Namespace
+from jsonargparse.typing import NonNegativeInt
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+
+from pc3d.checkpoint import CheckpointError, PC3DCheckpointIO, load_checkpoint
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -73,9 +78,14 @@ class PC3DCLI(LightningCLI):
 
     - Model and datamodule by ``class_path`` (subclass mode).
     - Re-running ``fit`` in the same directory overwrites the saved ``config.yaml``.
-    - Unless the config sets them: CSV and TensorBoard loggers under ``default_root_dir``, and a
-      ``ModelCheckpoint`` writing ``<default_root_dir>/checkpoints/last.ckpt`` each epoch, so that
-      ``--ckpt_path last`` resumes the previous run of the same directory.
+    - Unless the config sets them: CSV and TensorBoard loggers under ``default_root_dir``.
+    - Unless ``enable_checkpointing: false``: a :class:`~pc3d.callbacks.LastCheckpoint` keeping
+      ``<default_root_dir>/checkpoints/last.ckpt`` at the newest state (every training epoch end,
+      the end of fit, and every ``checkpoint_every_n_steps`` optimizer steps when that is > 0).
+    - ``--ckpt_path last`` is that file. When it does not exist, ``fit`` says so and starts from
+      scratch; validate/test/predict stop with an error instead of scoring an untrained model.
+    - Every checkpoint is read through :func:`pc3d.checkpoint.load_checkpoint` (weights-only, a
+      one-line :class:`~pc3d.checkpoint.CheckpointError` for a bad file).
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
@@ -89,6 +99,15 @@ class PC3DCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             args=args,
             run=run,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=NonNegativeInt,
+            default=0,
+            help="also write <default_root_dir>/checkpoints/last.ckpt every this many optimizer steps "
+            "(0: only at every training epoch end and at the end of fit)",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -106,16 +125,101 @@ class PC3DCLI(LightningCLI):
             ]
         callbacks = list(trainer.get("callbacks") or [])
         if trainer.get("enable_checkpointing") is not False and not any(
-            str(getattr(c, "class_path", "")).endswith("ModelCheckpoint") for c in callbacks
+            str(getattr(c, "class_path", "")).endswith("LastCheckpoint") for c in callbacks
         ):
             callbacks.append(
                 _class_config(
-                    "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "pc3d.callbacks.LastCheckpoint",
                     dirpath=os.path.join(root, "checkpoints"),
-                    save_last=True,
+                    every_n_train_steps=int(config.get("checkpoint_every_n_steps") or 0),
                 )
             )
             trainer.callbacks = callbacks
+
+    def _parse_ckpt_path(self) -> None:
+        """Resolve ``--ckpt_path last``, validate the checkpoint through :func:`load_checkpoint` and,
+        as LightningCLI does, take the model's hyper-parameters from it."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path == "last":
+            ckpt_path = config.ckpt_path = find_last_checkpoint(config, subcommand)
+        if ckpt_path is None or ckpt_path in ("best", "hpc"):
+            return
+        hparams = dict(load_checkpoint(ckpt_path)["hyper_parameters"])
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(
+                f"pc3d: error: --ckpt_path {ckpt_path}: its hyper-parameters do not fit the config\n"
+            )
+            raise
+
+    def before_fit(self) -> None:
+        self._use_pc3d_checkpoint_io()
+
+    def before_validate(self) -> None:
+        self._use_pc3d_checkpoint_io()
+
+    def before_test(self) -> None:
+        self._use_pc3d_checkpoint_io()
+
+    def before_predict(self) -> None:
+        self._use_pc3d_checkpoint_io()
+
+    def _use_pc3d_checkpoint_io(self) -> None:
+        """Lightning reads and writes checkpoints through :class:`PC3DCheckpointIO` (unless the config
+        chose another checkpoint IO plugin)."""
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = PC3DCheckpointIO()
+
+
+def find_last_checkpoint(config: Namespace, subcommand: str) -> str | None:
+    """The file ``--ckpt_path last`` means for a subcommand's ``config``: the newest existing
+    ``last.ckpt`` of the configured ``LastCheckpoint`` callbacks (or of the one pc3d adds, in
+    ``<default_root_dir>/checkpoints``) and ``last*.ckpt`` of ``ModelCheckpoint`` callbacks with a ``dirpath``.
+
+    Returns ``None`` (after saying so on stderr) for ``fit`` without one: training starts from scratch.
+
+    Raises:
+        CheckpointError: for validate/test/predict without one, naming the folder(s) searched.
+    """
+    trainer = config.trainer
+    root = trainer.get("default_root_dir") or "."
+    folders: list[Path] = []
+    patterns: list[str] = []
+    for callback in trainer.get("callbacks") or []:
+        class_path = str(getattr(callback, "class_path", ""))
+        init = getattr(callback, "init_args", None) or Namespace()
+        if class_path.endswith("LastCheckpoint"):
+            folders.append(Path(init.get("dirpath") or os.path.join(root, "checkpoints")))
+            patterns.append("last.ckpt")
+        elif class_path.endswith("ModelCheckpoint") and init.get("dirpath") and init.get("save_last"):
+            folders.append(Path(init.dirpath))
+            patterns.append("last*.ckpt")
+    if not folders and trainer.get("enable_checkpointing") is not False:
+        folders, patterns = [Path(root) / "checkpoints"], ["last.ckpt"]
+    found = [p for folder, pattern in zip(folders, patterns) for p in folder.glob(pattern) if p.is_file()]
+    if found:
+        return str(max(found, key=lambda p: p.stat().st_mtime))
+    where = ", ".join(sorted({str(f) for f in folders})) or f"{root} (checkpointing is disabled)"
+    if subcommand == "fit":
+        print(
+            f"pc3d: --ckpt_path last: no last.ckpt in {where}; training starts from scratch", file=sys.stderr
+        )
+        return None
+    raise CheckpointError(
+        f"--ckpt_path last: no last.ckpt in {where}; run `pc3d fit` with the same "
+        "--trainer.default_root_dir first, or pass the checkpoint file"
+    )
 
 
 def _class_config(class_path: str, **init_args: object) -> Namespace:
@@ -142,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             PC3DCLI()
         else:
             PC3DCLI(args=args)
+    except CheckpointError as err:  # a bad --ckpt_path is a bad argument
+        if os.environ.get("PC3D_DEBUG"):
+            raise
+        print(f"pc3d: error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:  # user errors get one clear line; PC3D_DEBUG=1 shows the traceback
         message = user_error_message(err, args)
         if message is None or os.environ.get("PC3D_DEBUG"):
@@ -175,12 +284,6 @@ def user_error_message(err: BaseException, args: list[str]) -> str | None:
         return text
     if isinstance(err, ValueError):
         return text
-    if (
-        ckpt
-        and isinstance(err, (KeyError, EOFError, RuntimeError))
-        and ("ckpt" in text or "archive" in text or "zip" in text or "pickle" in text)
-    ):
-        return f"cannot read checkpoint {ckpt}: {text}"
     return None
 
 

@@ -17,25 +17,65 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Object types of KITTI ``label_2`` files; any other name in a label or result file is an error.
+KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
 
-def read_result(path: Path) -> dict:
-    """Read a KITTI result file: every non-empty line must have 16 columns (the 15 label columns + score).
 
-    A 15-column line would otherwise be scored with score 0; it is a ``ValueError`` naming file and line.
+class FrameErrors(ValueError):
+    """Some frames' label or result files are unusable; ``messages`` holds one line per file."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = list(messages)
+        more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+        super().__init__(messages[0] + more)
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a label/result/split file (UTF-8, a leading BOM ignored); ``ValueError`` naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: {what} is not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r})"
+        ) from None
+
+
+def read_kitti_file(path: Path, result: bool) -> dict:
+    """Read a ``label_2`` file (15 columns, an optional 16th score) or, with ``result``, a result file
+    (every line 16 columns: a 15-column line would otherwise be scored 0).
+
+    Raises:
+        ValueError: naming the file (and line) for unreadable or non-UTF-8 files, malformed lines
+            and object types outside :data:`KITTI_TYPES`.
     """
     from pc3d.data.kitti.labels import parse_label_text
 
-    text = path.read_text()
+    text = read_text(path, "result file" if result else "label file")
     for lineno, line in enumerate(text.splitlines(), start=1):
-        n = len(line.split())
-        if n and n != 16:
+        parts = line.split()
+        if result and parts and len(parts) != 16:
             raise ValueError(
-                f"{path}:{lineno}: expected 16 columns in a result file (15 label columns + score), got {n}"
+                f"{path}:{lineno}: expected 16 columns in a result file (15 label columns + score), "
+                f"got {len(parts)}"
+            )
+        if parts and parts[0] not in KITTI_TYPES:
+            raise ValueError(
+                f"{path}:{lineno}: unknown object type {parts[0]!r}; expected one of {KITTI_TYPES}"
             )
     return parse_label_text(text, source=str(path))
+
+
+def read_result(path: Path) -> dict:
+    """Read a KITTI result file (see :func:`read_kitti_file`)."""
+    return read_kitti_file(path, result=True)
 
 
 def _check_json_path(path: Path) -> None:
@@ -61,7 +101,6 @@ def evaluate_kitti_dirs(
     Frames are the ids of ``split`` (one per line) or every label file in ``gt_dir``. A missing
     result file is an error naming it (write empty files for frames without detections).
     """
-    from pc3d.data.kitti.labels import read_label
     from pc3d.data.kitti.preprocess import read_split
     from pc3d.metrics.kitti_eval import kitti_eval
 
@@ -71,20 +110,34 @@ def evaluate_kitti_dirs(
             raise ValueError(f"{name} {d}: not a directory")
     if split and not Path(split).is_file():
         raise ValueError(f"--split {split}: no such file")
-    ids = read_split(split) if split else sorted(p.stem for p in gt_dir.glob("*.txt"))
+    if split:
+        read_text(Path(split), "split file")  # a clear error for unreadable or non-UTF-8 split files
+        ids = read_split(split)
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if repeated:
+            raise ValueError(f"--split {split}: frame(s) {repeated} listed more than once")
+    else:
+        ids = sorted(p.stem for p in gt_dir.glob("*.txt"))
     if not ids:
-        raise ValueError(f"--gt {gt_dir}: no frames to evaluate")
-    gt, dt = [], []
+        raise ValueError(
+            f"--gt {gt_dir}: no frames to evaluate" if not split else f"--split {split}: no frame ids"
+        )
+    gt, dt, errors = [], [], []
     for i in ids:
         gp, pp = gt_dir / f"{i}.txt", pred_dir / f"{i}.txt"
-        if not gp.exists():
-            raise ValueError(f"{gp}: missing label file for frame {i}")
-        if not pp.exists():
-            raise ValueError(
-                f"{pp}: missing result file for frame {i} (write an empty file for no detections)"
-            )
-        gt.append(read_label(gp))
-        dt.append(read_result(pp))
+        try:
+            if not gp.is_file():
+                raise ValueError(f"{gp}: missing label file for frame {i}")
+            if not pp.is_file():
+                raise ValueError(
+                    f"{pp}: missing result file for frame {i} (write an empty file for no detections)"
+                )
+            gt.append(read_kitti_file(gp, result=False))
+            dt.append(read_kitti_file(pp, result=True))
+        except ValueError as e:
+            errors.append(str(e))
+    if errors:
+        raise FrameErrors(errors)
     return kitti_eval(gt, dt, classes)
 
 
@@ -107,13 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from pc3d.metrics.kitti_eval import format_results
+    """Entry point of ``pc3d-eval``: 0 ok; 2 bad arguments (folders, ``--split``, ``--json``,
+    ``--classes``); 1 when frames' label/result files are missing or malformed (one line per file)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse printed the usage and the error
+        return int(e.code or 0)
+    from pc3d.metrics.kitti_eval import MIN_OVERLAPS, format_results
 
+    unknown = [c for c in args.classes if c not in MIN_OVERLAPS]
+    if unknown:
+        print(
+            f"pc3d-eval: error: --classes: unknown {unknown}; expected some of {sorted(MIN_OVERLAPS)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.json:
             _check_json_path(Path(args.json))
         results = evaluate_kitti_dirs(args.gt, args.pred, args.split, args.classes)
+    except FrameErrors as e:
+        for message in e.messages:
+            print(f"pc3d-eval: error: {message}", file=sys.stderr)
+        print(f"pc3d-eval: {len(e.messages)} frame file(s) unusable; nothing evaluated", file=sys.stderr)
+        return 1
     except ValueError as e:
         print(f"pc3d-eval: error: {e}", file=sys.stderr)
         return 2
@@ -123,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(_to_json(results), indent=2))
         except OSError as e:
             print(f"pc3d-eval: error: --json {args.json}: cannot write ({e.strerror or e})", file=sys.stderr)
-            return 2
+            return 1
     return 0
 
 

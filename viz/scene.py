@@ -14,6 +14,9 @@ All geometry of a scene lives in one frame: ScanNet scenes are moved into the ax
 from __future__ import annotations
 
 import dataclasses
+import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,10 @@ NPZ_KEYS = (
 )
 
 
+class NonFiniteWarning(UserWarning):
+    """Points or boxes with NaN/inf values were dropped from a scene."""
+
+
 @dataclasses.dataclass
 class Scene:
     """One point cloud with optional labels, predictions and boxes, ready to render.
@@ -62,6 +69,9 @@ class Scene:
         source: where the scene came from (for messages).
         point_labels_from_boxes: ``True`` when ``segment``/``pred`` were derived from the boxes
             (points inside a box get its class); then ``class_names == box_class_names``.
+        kept_points: ``(N0,)`` bool mask of the points of the input that were kept (``None`` when
+            all were): points with a NaN/inf coordinate are dropped with a
+            :class:`NonFiniteWarning`, and so are boxes with a NaN/inf parameter or score.
     """
 
     name: str
@@ -79,13 +89,16 @@ class Scene:
     kind: str = "indoor"
     source: str = ""
     point_labels_from_boxes: bool = False
+    kept_points: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.coord = _array(self.coord, "coord", np.float32, (None, 3), self)
         n = self.coord.shape[0]
         self.color = _array(self.color, "color", None, (n, 3), self)
+        if self.color is not None and self.color.size and self.color.dtype.kind not in "biuf":
+            raise ValueError(f"{self._where()}: color must be numeric RGB, got dtype {self.color.dtype}")
         if self.color is not None and self.color.dtype != np.uint8:
-            c = self.color.astype(np.float64)
+            c = np.nan_to_num(self.color.astype(np.float64))
             self.color = np.clip(np.round(c * 255.0 if c.size and c.max() <= 1.0 else c), 0, 255).astype(
                 np.uint8
             )
@@ -98,6 +111,7 @@ class Scene:
         p = None if self.boxes_pred is None else self.boxes_pred.shape[0]
         self.scores_pred = _array(self.scores_pred, "scores_pred", np.float32, (p,), self)
         self.labels_pred = _array(self.labels_pred, "labels_pred", np.int64, (p,), self)
+        self._drop_non_finite()
         self.class_names = tuple(str(c) for c in self.class_names)
         self.box_class_names = tuple(str(c) for c in self.box_class_names)
         if self.kind not in ("indoor", "outdoor"):
@@ -108,6 +122,10 @@ class Scene:
                 raise ValueError(
                     f"{self._where()}: {field} has label {int(arr.max())} but only {len(names)} class names"
                 )
+            if arr is not None and arr.size and arr.min() < -1:
+                raise ValueError(
+                    f"{self._where()}: {field} has label {int(arr.min())}; expected -1 (unlabelled) or a class index"
+                )
         for field in ("labels_gt", "labels_pred"):
             arr = getattr(self, field)
             if arr is not None and arr.size and (arr.max() >= len(self.box_class_names) or arr.min() < 0):
@@ -115,6 +133,49 @@ class Scene:
                     f"{self._where()}: {field} holds {int(arr.min())}..{int(arr.max())}, "
                     f"expected 0..{len(self.box_class_names) - 1} (box_class_names)"
                 )
+
+    def _drop_non_finite(self) -> None:
+        """Drop points with a NaN/inf coordinate (with their colours and labels) and boxes with a
+        NaN/inf parameter or score, warning with the count; ``ValueError`` when no point is left."""
+        finite = np.isfinite(self.coord).all(axis=1)
+        if not finite.all():
+            n, bad = finite.size, int((~finite).sum())
+            if bad == n:
+                raise ValueError(f"{self._where()}: all {n} points have NaN/inf coordinates; nothing to draw")
+            warnings.warn(
+                f"{self._where()}: dropped {bad} of {n} points with NaN/inf coordinates",
+                NonFiniteWarning,
+                stacklevel=4,
+            )
+            for field in ("coord", "color", "segment", "pred"):
+                arr = getattr(self, field)
+                if arr is not None:
+                    setattr(self, field, arr[finite])
+            prior = self.kept_points
+            if prior is not None and prior.sum() == n:
+                kept = prior.copy()
+                kept[prior] = finite
+                finite = kept
+            self.kept_points = finite
+        for boxes, others in (("boxes_gt", ("labels_gt",)), ("boxes_pred", ("scores_pred", "labels_pred"))):
+            arr = getattr(self, boxes)
+            if arr is None:
+                continue
+            ok = np.isfinite(arr).all(axis=1)
+            score = self.scores_pred if boxes == "boxes_pred" else None
+            if score is not None:
+                ok &= np.isfinite(score)
+            if ok.all():
+                continue
+            warnings.warn(
+                f"{self._where()}: dropped {int((~ok).sum())} of {ok.size} {boxes} with NaN/inf values",
+                NonFiniteWarning,
+                stacklevel=4,
+            )
+            setattr(self, boxes, arr[ok])
+            for field in others:
+                if getattr(self, field) is not None:
+                    setattr(self, field, getattr(self, field)[ok])
 
     def _where(self) -> str:
         return f"scene {self.name!r}" + (f" ({self.source})" if self.source else "")
@@ -168,6 +229,8 @@ def _array(value, field: str, dtype, shape: tuple, scene: Scene) -> np.ndarray |
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
     if dtype is not None:
+        if arr.size and arr.dtype.kind not in "biuf":
+            raise ValueError(f"{scene._where()}: {field} must be a real numeric array, got dtype {arr.dtype}")
         if np.issubdtype(dtype, np.integer) and arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{scene._where()}: {field} must hold integers, got dtype {arr.dtype}")
         arr = arr.astype(dtype, copy=False)
@@ -176,9 +239,31 @@ def _array(value, field: str, dtype, shape: tuple, scene: Scene) -> np.ndarray |
         arr = arr.reshape(0, shape[1])
         ok = shape[0] in (None, 0)
     if not ok:
-        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        dims = ["N" if s is None else str(s) for s in shape]
+        want = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
         raise ValueError(f"{scene._where()}: {field} has shape {arr.shape}, expected {want}")
     return arr
+
+
+def _numeric(value: Any, field: str, where: str, dtype) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.size and arr.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: {field} must be a real numeric array, got dtype {arr.dtype}")
+    return arr.astype(dtype, copy=False)
+
+
+def _names(value: Any, field: str, where: str) -> tuple[str, ...]:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "USO" and arr.size:
+        raise ValueError(f"{where}: {field} must hold strings, got dtype {arr.dtype}")
+    return tuple(str(c) for c in arr.reshape(-1))
+
+
+def _scalar_text(value: Any, field: str, where: str) -> str:
+    arr = np.asarray(value).reshape(-1)
+    if arr.size != 1 or arr.dtype.kind not in "USO":
+        raise ValueError(f"{where}: {field} must be one string, got {arr.size} value(s) of dtype {arr.dtype}")
+    return str(arr[0])
 
 
 def scene_from_dict(data: Mapping[str, Any], name: str | None = None, source: str = "") -> Scene:
@@ -197,23 +282,29 @@ def scene_from_dict(data: Mapping[str, Any], name: str | None = None, source: st
         raise ValueError(
             f"{source or 'scene dict'}: has no 'coord' (N, 3) array, so there is nothing to draw"
         )
+    where = source or "scene dict"
     d = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in data.items()}
-    coord = np.asarray(d["coord"], dtype=np.float32)
+    coord = _numeric(d["coord"], "coord", where, np.float32)
     if "axis_align" in d:
-        m = np.asarray(d["axis_align"], dtype=np.float64)
+        m = _numeric(d["axis_align"], "axis_align", where, np.float64)
         if m.shape != (4, 4):
-            raise ValueError(f"{source or 'scene dict'}: axis_align has shape {m.shape}, expected (4, 4)")
-        coord = readers.apply_transform(coord, m)
-    class_names = tuple(str(c) for c in np.asarray(d.get("class_names", ()), dtype=str).reshape(-1))
+            raise ValueError(f"{where}: axis_align has shape {m.shape}, expected (4, 4)")
+        if not np.isfinite(m).all():
+            raise ValueError(f"{where}: axis_align holds NaN/inf; expected a finite (4, 4) transform")
+        if coord.ndim == 2 and coord.shape[1] == 3:
+            coord = readers.apply_transform(coord, m)
+    class_names = _names(d.get("class_names", ()), "class_names", where)
     box_names = d.get("box_class_names")
-    box_names = class_names if box_names is None else tuple(np.asarray(box_names, dtype=str).reshape(-1))
+    box_names = class_names if box_names is None else _names(box_names, "box_class_names", where)
     if "name" in d:
-        name = str(np.asarray(d["name"]).reshape(-1)[0])
-    kind = str(np.asarray(d["kind"]).reshape(-1)[0]) if "kind" in d else None
+        name = _scalar_text(d["name"], "name", where)
+    kind = _scalar_text(d["kind"], "kind", where) if "kind" in d else None
     if kind is None:
-        yaws = [
-            np.asarray(d[k])[:, 6] for k in ("boxes_gt", "boxes_pred") if k in d and np.asarray(d[k]).size
-        ]
+        yaws = []
+        for k in ("boxes_gt", "boxes_pred"):
+            b = np.asarray(d.get(k, ()))
+            if b.size and b.ndim == 2 and b.shape[1] == 7 and b.dtype.kind in "iuf":
+                yaws.append(np.nan_to_num(b[:, 6].astype(np.float64)))
         kind = "outdoor" if any(np.abs(y).max() > 1e-6 for y in yaws) else "indoor"
     return Scene(
         name=name or "scene",
@@ -233,15 +324,45 @@ def scene_from_dict(data: Mapping[str, Any], name: str | None = None, source: st
     )
 
 
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` file, read eagerly (no pickled objects).
+
+    Raises:
+        ValueError: naming the file, for a missing, empty, truncated or corrupt file or one that
+            holds Python objects.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not head:
+        raise ValueError(f"{path}: not a readable .npz file: it is empty (0 bytes)")
+    if head[:2] != b"PK":
+        raise ValueError(
+            f"{path}: not a readable .npz file: starts with {head!r}, expected a zip archive of .npy arrays"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise ValueError(f"{path}: not a readable .npz file: {_first_line(e)}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{path}: not a readable .npz file: truncated or corrupt ({_first_line(e)})"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_npz(path: str | Path) -> Scene:
     """Load a prediction/scene ``.npz`` file (see :data:`NPZ_KEYS`)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
-    return scene_from_dict(data, name=path.stem, source=str(path))
+    return scene_from_dict(read_npz(path), name=path.stem, source=str(path))
 
 
 def merge_predictions(scene: Scene, pred: Scene | Mapping[str, Any]) -> Scene:
@@ -249,11 +370,16 @@ def merge_predictions(scene: Scene, pred: Scene | Mapping[str, Any]) -> Scene:
 
     Point predictions must have one label per point of ``scene``.
     """
+    if not isinstance(pred, Scene) and "pred" in pred:
+        labels = np.asarray(pred["pred"]).reshape(-1)
+        kept = scene.kept_points
+        if kept is not None and labels.shape[0] == kept.shape[0]:  # labels of the input's points
+            pred = {**pred, "pred": labels[kept]}
     n_pred = len(pred.pred) if isinstance(pred, Scene) and pred.pred is not None else None
     if not isinstance(pred, Scene) and "pred" in pred:
         n_pred = len(pred["pred"])
     if n_pred is not None and n_pred != scene.coord.shape[0]:
-        src = pred.source or pred.name if isinstance(pred, Scene) else "predictions"
+        src = (pred.source or pred.name) if isinstance(pred, Scene) else "predictions"
         raise ValueError(
             f"{src!r} have {n_pred} point labels but scene {scene.name!r} has {scene.coord.shape[0]} points"
         )

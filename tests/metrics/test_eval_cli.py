@@ -37,7 +37,7 @@ def test_result_without_score_column_is_an_error(tmp_path, capsys):
     gt, pred = _dirs(tmp_path, pred_line=LABEL)  # 15 columns: no score
     with pytest.raises(ValueError, match=r"000001\.txt:1: expected 16 columns.*got 15"):
         evaluate_kitti_dirs(gt, pred)
-    assert main(["kitti", "--gt", str(gt), "--pred", str(pred)]) == 2
+    assert main(["kitti", "--gt", str(gt), "--pred", str(pred)]) == 1
     err = capsys.readouterr().err
     assert "000001.txt:1" in err and "16 columns" in err
 
