@@ -9,7 +9,6 @@ fit/validate/test/predict) is routed through it by :class:`PC3DCheckpointIO`.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import re
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from pc3d.io import atomic_write
 
 #: Keys every pc3d checkpoint holds (Lightning's layout with the task's saved hyper-parameters).
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
@@ -132,13 +133,10 @@ def _check_layout(path: Path, ckpt: Any) -> None:
 
 
 def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``checkpoint`` to ``path`` (serialised fully in memory first, so a failing
-    ``torch.save`` leaves an existing file untouched); the file follows the user's umask."""
-    buffer = io.BytesIO()
-    torch.save(dict(checkpoint), buffer)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    """Write ``checkpoint`` to ``path`` atomically (:func:`pc3d.io.atomic_write`): a failing
+    ``torch.save`` or a kill mid-write leaves an existing file untouched; the file follows the
+    user's umask."""
+    atomic_write(path, lambda f: torch.save(dict(checkpoint), f))
 
 
 class PC3DCheckpointIO(TorchCheckpointIO):

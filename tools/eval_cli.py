@@ -21,8 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-#: Object types of KITTI ``label_2`` files; any other name in a label or result file is an error.
-KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
+from pc3d.io import write_text
 
 
 class FrameErrors(ValueError):
@@ -34,41 +33,24 @@ class FrameErrors(ValueError):
         super().__init__(messages[0] + more)
 
 
-def read_text(path: Path, what: str) -> str:
-    """The text of a label/result/split file (UTF-8, a leading BOM ignored); ``ValueError`` naming it."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"{path}: {what} is not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r})"
-        ) from None
-
-
 def read_kitti_file(path: Path, result: bool) -> dict:
     """Read a ``label_2`` file (15 columns, an optional 16th score) or, with ``result``, a result file
     (every line 16 columns: a 15-column line would otherwise be scored 0).
 
     Raises:
         ValueError: naming the file (and line) for unreadable or non-UTF-8 files, malformed lines
-            and object types outside :data:`KITTI_TYPES`.
+            and object types outside :data:`pc3d.data.kitti.labels.KITTI_CLASSES`.
     """
+    from pc3d.data.kitti.io import read_text
     from pc3d.data.kitti.labels import parse_label_text
 
-    text = read_text(path, "result file" if result else "label file")
+    text = read_text(path, "result" if result else "label")
     for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if result and parts and len(parts) != 16:
             raise ValueError(
                 f"{path}:{lineno}: expected 16 columns in a result file (15 label columns + score), "
                 f"got {len(parts)}"
-            )
-        if parts and parts[0] not in KITTI_TYPES:
-            raise ValueError(
-                f"{path}:{lineno}: unknown object type {parts[0]!r}; expected one of {KITTI_TYPES}"
             )
     return parse_label_text(text, source=str(path))
 
@@ -111,7 +93,6 @@ def evaluate_kitti_dirs(
     if split and not Path(split).is_file():
         raise ValueError(f"--split {split}: no such file")
     if split:
-        read_text(Path(split), "split file")  # a clear error for unreadable or non-UTF-8 split files
         ids = read_split(split)
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
@@ -190,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_results(results))
     if args.json:
         try:
-            Path(args.json).write_text(json.dumps(_to_json(results), indent=2))
+            write_text(args.json, json.dumps(_to_json(results), indent=2))
         except OSError as e:
             print(f"pc3d-eval: error: --json {args.json}: cannot write ({e.strerror or e})", file=sys.stderr)
             return 1

@@ -8,6 +8,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint
 
+from pc3d.io import clean_leftovers
+
 
 class LastCheckpoint(Checkpoint):
     """Write ``last.ckpt`` at the end of every training epoch, at the end of ``fit`` and, when
@@ -54,6 +56,8 @@ class LastCheckpoint(Checkpoint):
         if self.dirpath is None:
             self.dirpath = os.path.dirname(self.path(trainer))
         self.dirpath = trainer.strategy.broadcast(self.dirpath)
+        if trainer.is_global_zero and os.path.isdir(self.dirpath):
+            clean_leftovers(self.dirpath)  # temporaries of a run killed while writing last.ckpt
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from lightning.pytorch.callbacks import ModelCheckpoint

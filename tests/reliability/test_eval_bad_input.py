@@ -70,7 +70,7 @@ def test_truncated_result_at_seeded_random_offsets(dirs, capsys):
     [
         (lambda t: t.replace(" 0.9\n", " nan\n", 1), "non-finite value"),
         (lambda t: t.replace(" 0.9\n", " inf\n", 1), "non-finite value"),
-        (lambda t: "car " + t.split(" ", 1)[1], "unknown object type 'car'"),
+        (lambda t: "car " + t.split(" ", 1)[1], "unknown class 'car'"),
         (lambda t: t.replace(" ", ",", 3), "expected 16 columns"),
         (lambda t: t.replace("0.9", "high", 1), "non-numeric value"),
     ],
@@ -100,7 +100,7 @@ def test_every_bad_frame_is_reported(dirs, capsys):
     assert len(lines) == 2
     assert (
         lines[0].startswith(f"pc3d-eval: error: {gt / first.name}:")
-        and "unknown object type 'Automobile'" in lines[0]
+        and "unknown class 'Automobile'" in lines[0]
     )
     assert lines[1] == (
         f"pc3d-eval: error: {second}: missing result file for frame {second.stem} "
@@ -114,7 +114,7 @@ def test_non_utf8_result_names_file_and_byte(dirs, capsys):
     target.write_bytes(b"Car \xe9" + target.read_bytes())
     assert main(run_eval(gt, pred)) == 1
     (line,) = error_lines(capsys.readouterr().err)
-    assert line == f"pc3d-eval: error: {target}: result file is not UTF-8 text (byte 4: b'\\xe9')"
+    assert line == f"pc3d-eval: error: {target}:1: result file is not UTF-8 text (byte 0xe9)"
 
 
 def test_utf8_bom_and_crlf_are_read_as_plain_text(dirs, tmp_path, capsys):
@@ -178,7 +178,7 @@ def test_bad_arguments_exit_2(dirs, tmp_path: Path, capsys):
         (["kitti", "--gt", str(tmp_path / "nope"), "--pred", str(pred)], f"--gt {tmp_path / 'nope'}: not a directory"),
         ([*run_eval(gt, pred), "--split", str(tmp_path / "none.txt")], "--split"),
         ([*run_eval(gt, pred), "--split", str(twice)], f"--split {twice}: frame(s) ['{ids[0]}'] listed more than once"),
-        ([*run_eval(gt, pred), "--split", str(latin)], f"{latin}: split file is not UTF-8 text"),
+        ([*run_eval(gt, pred), "--split", str(latin)], f"{latin}:1: split file is not UTF-8 text"),
         ([*run_eval(gt, pred), "--json", str(as_dir)], f"--json {as_dir}: is a directory"),
         (["kitti", "--gt", str(gt), "--pred", str(pred), "--classes", "Car", "Bus"], "--classes: unknown ['Bus']"),
     ]  # fmt: skip
