@@ -10,11 +10,14 @@ from pc3d.kernels.scan._triton_kernels import _step, _strided_index
 
 
 @triton.jit
-def _conv_taps(x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch, K: tl.constexpr):
+def _conv_taps(
+    x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch,
+    K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
     """Pre-activation ``(BLOCK_L, BLOCK_C)`` of the centred conv at scan positions ``q``."""
     left = (K - 1) // 2
     seg_q = tl.load(seg_ptr + q, mask=qmask, other=-1)
-    acc = tl.zeros((q.shape[0], chans.shape[0]), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
     for j in tl.static_range(K):
         qq = q - left + j
         inside = qmask & (qq >= 0) & (qq < length)
@@ -38,7 +41,7 @@ def _conv_fwd_kernel(
     chans = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     qmask = q < length
     cmask = chans < nch
-    acc = _conv_taps(x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch, K)
+    acc = _conv_taps(x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch, K, BLOCK_L, BLOCK_C)
     y = acc * tl.sigmoid(acc)
     rows = tl.load(pi_ptr + q, mask=qmask, other=0).to(tl.int64)
     ptrs = out_ptr + rows[:, None] * nch + chans[None, :]
@@ -60,7 +63,7 @@ def _conv_bwd_grad_kernel(
     qmask = q < length
     cmask = chans < nch
     m = qmask[:, None] & cmask[None, :]
-    acc = _conv_taps(x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch, K)
+    acc = _conv_taps(x_ptr, w_ptr, pi_ptr, seg_ptr, q, qmask, chans, cmask, length, nch, K, BLOCK_L, BLOCK_C)
     rows = tl.load(pi_ptr + q, mask=qmask, other=0).to(tl.int64)
     dout = tl.load(dout_ptr + rows[:, None] * nch + chans[None, :], mask=m, other=0.0)
     sg = tl.sigmoid(acc)
@@ -194,8 +197,9 @@ def _scan_bwd_kernel(
         p = seq_len - 1 - pp
         t = (s0 + i).to(tl.int64)
         ip, rp = _step(i, r, seq_len, stride, BACK)
-        tp = (s0 + ip).to(tl.int64)
-        h_prev = tl.load(hs_ptr + tp * n * dim + tile, mask=m2 & (p > 0), other=0.0)
+        tp = (s0 + tl.minimum(tl.maximum(ip, 0), seq_len - 1)).to(tl.int64)  # in range also at p == 0
+        h_prev = tl.load(hs_ptr + tp * n * dim + tile, mask=m2, other=0.0)
+        h_prev = tl.where(p > 0, h_prev, 0.0)
         h_t = tl.load(hs_ptr + t * n * dim + tile, mask=m2, other=0.0)
         x = tl.load(delta_ptr + t * dim + dims, mask=dmask, other=0.0) + bias
         dl = _softplus(x)
