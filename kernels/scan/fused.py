@@ -287,6 +287,7 @@ def mixer_scan(
     backend: str = "auto",
     out: Tensor | None = None,
     accumulate: bool = False,
+    delta_proj: Tensor | None = None,
 ) -> Tensor:
     """Selective scan of the mixer on token-major rows: ``selective_scan`` with softplus, ``D`` and no gate.
 
@@ -300,6 +301,9 @@ def mixer_scan(
         backend: ``"auto"``, ``"numba"``, ``"triton"`` or ``"torch"``.
         out: inference only: a contiguous ``(L, d)`` buffer (float32, float64 for float64 ``u``).
         accumulate: with ``out``: add ``y`` to ``out`` instead of overwriting it.
+        delta_proj: ``(d, r)``: ``delta`` is then ``(L, r)`` and the scan uses ``delta @ delta_proj.T`` (Mamba's
+            ``dt_proj``). The numba kernel forms it row by row when writing into ``out`` with ``n == 1``, so the
+            ``(L, d)`` product is never stored; elsewhere it is one matmul.
 
     Returns:
         ``y (L, d)`` in ``u``'s dtype (``out`` when given); every input gets gradients.
@@ -310,7 +314,23 @@ def mixer_scan(
         )
     length, dim = u.shape
     dev = u.device
-    _check("delta", delta, (length, dim), dev)
+    if delta_proj is not None:
+        if not isinstance(delta_proj, Tensor) or delta_proj.dim() != 2 or delta_proj.shape[0] != dim:
+            raise ValueError(
+                f"delta_proj must have shape (d, r) = ({dim}, r), got {getattr(delta_proj, 'shape', None)}"
+            )
+        _check("delta_proj", delta_proj, tuple(delta_proj.shape), dev)
+        _check("delta", delta, (length, delta_proj.shape[1]), dev)
+        fuse = (
+            out is not None and A.dim() == 2 and A.shape[1] == 1 and resolve_backend(backend, dev) == "numba"
+        )
+        if not fuse:
+            return mixer_scan(
+                u, delta @ delta_proj.t(), A, B, C, D, delta_bias, offsets,
+                reverse=reverse, stride=stride, backend=backend, out=out, accumulate=accumulate,
+            )  # fmt: skip
+    else:
+        _check("delta", delta, (length, dim), dev)
     if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != dim or A.shape[1] < 1:
         raise ValueError(f"A must have shape (d, n) = ({dim}, n >= 1), got {getattr(A, 'shape', None)}")
     n = A.shape[1]
@@ -336,6 +356,15 @@ def mixer_scan(
     if out is None:
         return _MixerScanFn.apply(be, u, delta, A, B, C, D, delta_bias, offs, reverse, stride)
     ct = out.dtype
+    if delta_proj is not None:
+        from pc3d.kernels.scan import fused_numba
+
+        parent, col = _rows(u, ct)
+        arrays = (_c(t, ct).numpy() for t in (delta, delta_proj, A, B, C, D, delta_bias))
+        fused_numba.scan_forward_proj(
+            parent.numpy(), col, *arrays, offs.numpy(), reverse, stride, out.numpy(), accumulate
+        )
+        return out
     args = tuple(_c(t, ct) for t in (delta, A, B, C, D, delta_bias))
     _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, accumulate)
     return out

@@ -272,6 +272,60 @@ def _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk,
 
 
 @njit(parallel=True, fastmath=True, cache=True)
+def _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out):
+    """:func:`_scan_fwd_kernel_n1` with ``δ = low @ WT`` formed row by row: ``low (L, r)``, ``WT (r, d)``
+    (the mixer's ``dt_proj``), so the ``(L, d)`` ``δ`` is never stored."""
+    dim = out.shape[1]
+    rank = WT.shape[0]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        c0 = (item - seg * nblk) * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0 or length == 0:
+            continue
+        w = c1 - c0
+        h = np.zeros(w, dtype=out.dtype)
+        dr = np.empty(w, dtype=out.dtype)
+        wt = np.ascontiguousarray(WT[:, c0:c1])
+        b0 = par[0, c0:c1]
+        a2 = par[1, c0:c1]
+        dd = par[2, c0:c1]
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):
+            t = s0 + i
+            bt = B[t, 0]
+            ct = C[t, 0]
+            ur = u[t, u0 + c0 : u0 + c1]
+            orow = out[t, c0:c1]
+            for c in range(w):
+                dr[c] = b0[c]
+            for j in range(rank):
+                lj = low[t, j]
+                wr = wt[j]
+                for c in range(w):
+                    dr[c] += lj * wr[c]
+            if accumulate:
+                for c in range(w):
+                    dl = _softplus(dr[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] += v * ct + dd[c] * uu
+            else:
+                for c in range(w):
+                    dl = _softplus(dr[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] = v * ct + dd[c] * uu
+            i, r = _scan_step(i, r, length, stride, reverse)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
 def _scan_bwd_kernel_n1(
     u, u0, delta, par, B, C, offsets, reverse, stride, nblk, dout,
     hs, du, ddelta, dB_part, dC_part, acc_part,
@@ -566,3 +620,16 @@ def _scan_backward_n1(u, u0, delta, A, B, C, D, bias, offsets, reverse, stride, 
         acc[1],
         acc[2],
     )
+
+
+def scan_forward_proj(
+    u: np.ndarray, u0: int, low: np.ndarray, proj: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray,
+    D: np.ndarray, bias: np.ndarray, offsets: np.ndarray, reverse: bool, stride: int, out: np.ndarray,
+    accumulate: bool,
+) -> None:  # fmt: skip
+    """:func:`scan_forward` with ``delta = low @ proj.T`` (``low (L, r)``, ``proj (d, r)``) for ``n == 1``."""
+    a2 = (A[:, 0].astype(np.float64) * 1.4426950408889634).astype(out.dtype)
+    par = np.ascontiguousarray(np.stack([bias, a2, D]))
+    nblk = channel_blocks(out.shape[1], len(offsets) - 1, numba.get_num_threads())
+    WT = np.ascontiguousarray(proj.T)
+    _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out)

@@ -68,10 +68,10 @@ class BiMamba(nn.Module):
             forward of the directions.
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
-    cloud along ``order`` in each direction. Without autograd (fused path) the mixer holds ``in_proj``'s
-    ``(N, 2d)`` output, one ``(N, 2d)`` buffer with the current direction's ``silu(conv(x))`` beside the running
-    sum of ``silu(conv(z))``, the current direction's ``dt (N, d)`` and the running sum of ``y (N, d)``:
-    per-direction buffers live one at a time, whatever the number of directions.
+    cloud along ``order`` in each direction. Without autograd (fused path) the mixer first sums
+    ``silu(conv(z))`` over the directions (holding ``z`` and the sum, ``(N, d)`` each), then holds the ``x``
+    stream, the current direction's ``silu(conv(x))`` and the running sum of ``y`` (``(N, d)`` each; ``dt``
+    is formed row by row inside the scan) beside that sum: per-direction buffers live one at a time, whatever the number of directions.
     """
 
     def __init__(
@@ -189,15 +189,17 @@ class BiMamba(nn.Module):
             self.dt_proj_bias[k],
         )
 
-    def direction_fused(self, xz: Tensor, k: int, offsets: Tensor) -> tuple[Tensor, Tensor]:
-        """Direction ``k`` on token-major ``xz (N, 2d)`` -> ``(y (N, d), silu(conv(z)) (N, d))`` (float32)."""
+    def direction_fused(self, xs_in: Tensor, z_in: Tensor, k: int, offsets: Tensor) -> tuple[Tensor, Tensor]:
+        """Direction ``k`` on token-major ``xs_in, z_in (N, d)`` -> ``(y (N, d), silu(conv(z)) (N, d))``."""
         d, r = self.d_inner, self.dt_rank
         reverse, stride = self.scan_order(self.directions[k])
-        conv = conv_silu(xz, self.conv_weight[k], offsets, reverse=reverse, stride=stride)
-        xs, zs = conv[:, :d], conv[:, d:]
+        xs = conv_silu(xs_in, self.conv_weight[k, :d], offsets, reverse=reverse, stride=stride)
+        zs = conv_silu(z_in, self.conv_weight[k, d:], offsets, reverse=reverse, stride=stride)
         dbc = torch.mm(xs, self.x_proj_weight[k].t())  # (N, r + 2n)
-        dt = torch.mm(dbc[:, :r], self.dt_proj_weight[k].t())  # (N, d)
-        y = mixer_scan(xs, dt, *self._scan_args(k, xs, dbc), offsets, reverse=reverse, stride=stride)
+        y = mixer_scan(
+            xs, dbc[:, :r], *self._scan_args(k, xs, dbc), offsets, reverse=reverse, stride=stride,
+            delta_proj=self.dt_proj_weight[k],
+        )  # fmt: skip
         return y, zs
 
     def _out(self, y_sum: Tensor, z_sum: Tensor, inverse: Tensor) -> Tensor:
@@ -208,45 +210,60 @@ class BiMamba(nn.Module):
     def _forward_fused_train(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # the recurrence is precision-sensitive
-            xz = torch.mm(x[order].to(ct), self.in_proj.weight.to(ct).t())  # (N, 2d) serialized order
+            rows = x[order].to(ct)  # (N, C) in serialized order
+            w_in = self.in_proj.weight.to(ct)
+            d = self.d_inner
+            xs_in, z_in = torch.mm(rows, w_in[:d].t()), torch.mm(rows, w_in[d:].t())  # (N, d) each
             y_sum = z_sum = None
             for k in range(len(self.directions)):
                 if self.recompute:
                     y, zs = checkpoint(
-                        self.direction_fused, xz, k, offsets, use_reentrant=False, preserve_rng_state=False
+                        self.direction_fused,
+                        xs_in,
+                        z_in,
+                        k,
+                        offsets,
+                        use_reentrant=False,
+                        preserve_rng_state=False,
                     )
                 else:
-                    y, zs = self.direction_fused(xz, k, offsets)
+                    y, zs = self.direction_fused(xs_in, z_in, k, offsets)
                 y_sum, z_sum = (y, zs) if y_sum is None else (y_sum + y, z_sum + zs)
             return self._out(y_sum, z_sum, inverse)
 
     def _forward_fused_infer(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        """Inference: the ``z`` stream first (its ``silu(conv(z))`` summed over the directions, then ``z`` freed),
+        then the ``x`` stream one direction at a time into the running sum of ``y``."""
         d, r = self.d_inner, self.dt_rank
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):
-            xz = torch.mm(x[order].to(ct), self.in_proj.weight.to(ct).t())  # (N, 2d) serialized order
-            n_rows = xz.shape[0]
-            conv = torch.empty_like(
-                xz
-            )  # [:, :d] silu(conv(x)) of the current direction, [:, d:] sum of silu(conv(z))
-            dt = xz.new_empty(n_rows, d)
-            y_sum = xz.new_empty(n_rows, d)
+            rows = x[order].to(ct)  # (N, C) in serialized order
+            w_in = self.in_proj.weight.to(ct)
+            z = torch.mm(rows, w_in[d:].t())  # (N, d)
+            z_sum = torch.empty_like(z)
             for k in range(len(self.directions)):
                 reverse, stride = self.scan_order(self.directions[k])
-                w = self.conv_weight[k].to(ct)
+                wz = self.conv_weight[k, d:].to(ct)
                 conv_silu(
-                    xz, w, offsets, reverse=reverse, stride=stride, out=conv, add_from=2 * d if k == 0 else d
+                    z, wz, offsets, reverse=reverse, stride=stride, out=z_sum, add_from=d if k == 0 else 0
                 )
-                xs = conv[:, :d]
-                dbc = torch.mm(xs, self.x_proj_weight[k].to(ct).t())
-                torch.mm(dbc[:, :r], self.dt_proj_weight[k].to(ct).t(), out=dt)
+            del z
+            xs_in = torch.mm(rows, w_in[:d].t())  # (N, d)
+            del rows
+            xs = torch.empty_like(xs_in)  # silu(conv(x)) of the current direction
+            y_sum = torch.empty_like(xs_in)
+            for k in range(len(self.directions)):
+                reverse, stride = self.scan_order(self.directions[k])
+                wx = self.conv_weight[k, :d].to(ct)
+                conv_silu(xs_in, wx, offsets, reverse=reverse, stride=stride, out=xs)
+                dbc = torch.mm(xs, self.x_proj_weight[k].to(ct).t())  # (N, r + 2n)
                 args = (t.to(ct) for t in self._scan_args(k, xs, dbc))
                 mixer_scan(
-                    xs, dt, *args, offsets, reverse=reverse, stride=stride, out=y_sum, accumulate=k > 0
-                )
-            del xz, dt
-            out = self._out(y_sum, conv[:, d:], inverse)
-        return out
+                    xs, dbc[:, :r], *args, offsets, reverse=reverse, stride=stride, out=y_sum, accumulate=k > 0,
+                    delta_proj=self.dt_proj_weight[k].to(ct),
+                )  # fmt: skip
+            del xs_in, xs
+            return self._out(y_sum, z_sum, inverse)
 
     def _forward_reference(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
