@@ -39,7 +39,9 @@ def _with_grads(fn, inputs: list[torch.Tensor], seed: int = 3):
     """Output and the gradients of ``<out, random cotangent>`` w.r.t. every input."""
     inputs = [t.detach().clone().requires_grad_() for t in inputs]
     out = fn(*inputs)
-    cot = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).to(out.dtype)
+    cot = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).to(
+        out.dtype
+    )
     return (out.detach(), *torch.autograd.grad(out, inputs, cot))
 
 
@@ -248,3 +250,28 @@ def test_triton_interpreter_parity_subprocess():
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert f"{len(_TRITON_CASES)} passed" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("reverse, stride", [(False, 1), (True, 2)])
+def test_delta_proj_equals_projected_delta(reverse, stride):
+    """``delta_proj``: formed row by row inside the numba kernel (inference) or as one matmul (autograd)."""
+    length = int(OFFSETS[-1])
+    inp = _scan_inputs(length, 12, 1, torch.float32)
+    g = torch.Generator().manual_seed(9)
+    low, proj = torch.randn(length, 3, generator=g), torch.randn(12, 3, generator=g) * 0.5
+    args = [inp[k] for k in SCAN_NAMES]
+    kw = dict(reverse=reverse, stride=stride)
+    want = mixer_scan(args[0], low @ proj.t(), *args[2:], OFFSETS, backend="torch", **kw)
+    with torch.no_grad():
+        out = torch.ones(length, 12)
+        mixer_scan(args[0], low, *args[2:], OFFSETS, out=out, accumulate=True, delta_proj=proj, **kw)
+    torch.testing.assert_close(out, want + 1, rtol=1e-5, atol=1e-5)
+    got = _with_grads(
+        lambda lo, p: mixer_scan(args[0], lo, *args[2:], OFFSETS, delta_proj=p, **kw), [low, proj]
+    )
+    ref = _with_grads(
+        lambda lo, p: mixer_scan(args[0], lo @ p.t(), *args[2:], OFFSETS, backend="torch", **kw), [low, proj]
+    )
+    _assert_all_close(got, ref, 1e-4, 1e-4)
+    with pytest.raises(ValueError, match="delta_proj must have shape"):
+        mixer_scan(args[0], low, *args[2:], delta_proj=proj[:5])
