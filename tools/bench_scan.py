@@ -9,7 +9,11 @@ the peak is ``torch.cuda.max_memory_allocated`` above the inputs. Times are medi
 one warm-up at full size; "CPU ms" is the median process CPU time of a run (all threads), and "M elem/s from CPU
 time" divides the elements by CPU ms / threads: an estimate of the unloaded rate when the 2 cores are shared with
 other jobs (wall times then inflate; spin-waiting threads inflate CPU time too, so the estimate is conservative).
-All cases use the full forward (softplus with delta_bias, D, z gate, variable B/C).
+The first table uses the full forward (softplus with delta_bias, D, z gate, variable B/C). The second
+table is MEEPO's mixer scan (no gate, n = 1, packed clouds) in two of its directions: the channel-major
+``selective_scan`` backends on ``(1, d, L)`` rows against the token-major fused ``mixer_scan``
+(``fused``: numba on CPU, Triton on CUDA) on ``(L, d)`` rows, with ratios against the channel-major
+numba (CPU) or Triton (CUDA) kernel of the same run.
 
 Usage: ``python tools/bench_scan.py [--quick] [--backends torch,numba] [--repeats 5] [--device cpu]``
 """
@@ -30,6 +34,9 @@ SHAPES = {
     "quick": [((2, 64, 1024, 16), None), ((1, 48, 16384, 1), 4)],
 }
 MODES = ("fwd", "fwd+bwd")
+# MEEPO's mixer scan: (b, d, L, n), clouds; directions as (reverse, stride)
+MIXER_SHAPES = {"full": [((1, 192, 65536, 1), 4)], "quick": [((1, 48, 16384, 1), 4)]}
+MIXER_ORDERS = ((False, 1), (True, 2))
 
 
 def _rss_kib(field: str) -> int:
@@ -70,13 +77,40 @@ def _make_case(shape, n_clouds, device, requires_grad, seed=0):
     return inp, offsets, grad_out
 
 
-def _run_once(fn, inp, offsets, grad_out, mode, backend):
-    y = fn(**inp, delta_softplus=True, offsets=offsets, backend=backend)
+def _run_once(fn, inp, offsets, grad_out, mode, backend, order=(False, 1)):
+    if backend == "fused":  # token-major (L, d) rows
+        from pc3d.kernels.scan.fused import mixer_scan
+
+        tm = {k: v for k, v in inp.items() if k != "z"}
+        y = mixer_scan(**tm, offsets=offsets, reverse=order[0], stride=order[1])
+    else:
+        y = fn(
+            **inp, delta_softplus=True, offsets=offsets, backend=backend, reverse=order[0], stride=order[1]
+        )
     if mode == "fwd+bwd":
         y.backward(grad_out)
         for v in inp.values():
-            v.grad = None
+            if v is not None:
+                v.grad = None
     return y
+
+
+def _mixer_case(inp: dict, grad_out, token_major: bool):
+    """MEEPO's scan inputs: no gate; ``(L, d)`` / ``(L, n)`` rows when ``token_major``."""
+    import torch
+
+    out = {}
+    for k, v in inp.items():
+        if k == "z":
+            continue
+        v = v.detach()
+        if token_major and k in ("u", "delta", "B", "C"):
+            v = v[0].t().contiguous()
+        out[k] = v.requires_grad_(inp[k].requires_grad)
+    if not token_major:
+        out["z"] = None
+        return out, grad_out
+    return out, torch.as_tensor(grad_out)[0].t().contiguous()
 
 
 def worker(spec: dict) -> dict:
@@ -93,11 +127,17 @@ def worker(spec: dict) -> dict:
     shape = tuple(spec["shape"])
     # warm-up on a tiny problem (JIT compilation, lazy imports)
     tiny = (shape[0], min(shape[1], 4), 64, shape[3])
+    order = tuple(spec.get("order", (False, 1)))
+    mixer = spec.get("mixer", False)
     t_inp, t_offs, t_g = _make_case(tiny, spec["clouds"], device, grad)
-    _run_once(selective_scan, t_inp, t_offs, t_g, mode, backend)
+    if mixer:
+        t_inp, t_g = _mixer_case(t_inp, t_g, backend == "fused")
+    _run_once(selective_scan, t_inp, t_offs, t_g, mode, backend, order)
 
     inp, offsets, grad_out = _make_case(shape, spec["clouds"], device, grad)
-    in_bytes = sum(v.numel() * v.element_size() for v in inp.values())
+    if mixer:
+        inp, grad_out = _mixer_case(inp, grad_out, backend == "fused")
+    in_bytes = sum(v.numel() * v.element_size() for v in inp.values() if v is not None)
     b, d, L, _ = shape
     out_bytes = b * d * L * 4 + (in_bytes if grad else 0)  # y (+ one gradient per input)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -109,7 +149,7 @@ def worker(spec: dict) -> dict:
         _reset_peak_rss()
         base = _rss_kib("VmRSS") * 1024
     with torch.no_grad() if not grad else torch.enable_grad():
-        y = _run_once(selective_scan, inp, offsets, grad_out, mode, backend)
+        y = _run_once(selective_scan, inp, offsets, grad_out, mode, backend, order)
         sync()
         peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024) - base
         del y
@@ -117,7 +157,7 @@ def worker(spec: dict) -> dict:
         for _ in range(spec["repeats"]):
             sync()
             t0, c0 = time.perf_counter(), time.process_time()
-            y = _run_once(selective_scan, inp, offsets, grad_out, mode, backend)
+            y = _run_once(selective_scan, inp, offsets, grad_out, mode, backend, order)
             sync()
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
@@ -219,7 +259,45 @@ def main(argv: list[str] | None = None) -> None:
                     f"{res['cpu_ms']:.1f} | {mel_cpu:.1f} | {res['peak'] / 2**20:.1f} | {frac:.2f} |",
                     flush=True,
                 )
+    _mixer_table(args, repeats)
     print(f"\n# 1-min load average at end: {os.getloadavg()[0]:.1f}")
+
+
+def _mixer_table(args: argparse.Namespace, repeats: int) -> None:
+    """MEEPO's mixer scan: channel-major kernels vs the token-major fused one, per direction."""
+    ref = "numba" if args.device == "cpu" else "triton"
+    print(
+        "\n# MEEPO mixer scan (no gate, n = 1): channel-major selective_scan vs token-major fused mixer_scan\n"
+    )
+    print(
+        "| shape (b, d, L, n) | clouds | direction (reverse, stride) | mode | backend | median ms | M elem/s "
+        f"| x {ref} | CPU ms | M elem/s from CPU time | peak extra MB |"
+    )
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for shape, clouds in MIXER_SHAPES["quick" if args.quick else "full"]:
+        b, d, L, n = shape
+        for order in MIXER_ORDERS:
+            for mode in MODES:
+                ref_ms = None
+                for backend in (ref, "fused"):
+                    spec = {"shape": shape, "clouds": clouds, "mode": mode, "backend": backend, "device": args.device,
+                            "threads": args.threads, "repeats": repeats, "mixer": True, "order": order}  # fmt: skip
+                    try:
+                        res = _spawn(spec)
+                    except RuntimeError as err:
+                        print(
+                            f"| {shape} | {clouds} | {order} | {mode} | {backend} | failed: {str(err).splitlines()[-1]} |"
+                        )
+                        continue
+                    ref_ms = res["ms"] if backend == ref else ref_ms
+                    ratio = f"{ref_ms / res['ms']:.2f}" if ref_ms else "-"
+                    mel = b * d * L / res["ms"] / 1e3
+                    mel_cpu = b * d * L / (res["cpu_ms"] / args.threads) / 1e3
+                    print(
+                        f"| {shape} | {clouds} | {order} | {mode} | {backend} | {res['ms']:.1f} | {mel:.1f} | {ratio} "
+                        f"| {res['cpu_ms']:.1f} | {mel_cpu:.1f} | {res['peak'] / 2**20:.1f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

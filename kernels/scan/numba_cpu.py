@@ -131,7 +131,7 @@ def _softplus_overload(x):
 
         return impl
     if x == types.float64:
-        return lambda x: x if x > 20.0 else math.log1p(math.exp(x))
+        return lambda x: max(x, 0.0) + math.log1p(math.exp(-abs(x)))
     return None
 
 

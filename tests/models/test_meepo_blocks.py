@@ -62,7 +62,7 @@ def test_bimamba_matches_per_cloud_reference(directions):
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(n)
     ref = _bimamba_reference(m, x, offsets, order)
-    for backend in ("numba", "torch"):
+    for backend in ("auto", "numba", "torch"):
         m.backend = backend
         out = m(x, offsets, order, inverse)
         torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
@@ -72,7 +72,7 @@ def test_bimamba_matches_per_cloud_reference(directions):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("backend", ["auto", "numba", "torch"])
 def test_bimamba_recompute_gives_the_stored_activation_gradients(backend):
     """``recompute`` (directions re-run in backward) changes memory, not values or gradients."""
     torch.manual_seed(2)

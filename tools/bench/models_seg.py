@@ -2,10 +2,14 @@
 
 Reports parameter counts of the paper-size models, inference latency and peak memory on the whole
 scene, and one training step (forward + backward, cross-entropy) on a sphere crop, with ratios
-against the PTv3 baseline measured in the same run. Each measurement runs in a fresh subprocess;
+against the PTv3 baselines (``ptv3-math`` and ``ptv3-sdpa``) measured in the same run. ``meepo`` runs the
+token-major fused mixer, ``meepo-ref`` the same model on the channel-major reference kernels. Each
+measurement runs in a fresh subprocess;
 peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
+(``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up)
 (the warm-up's own peak, which includes one-off numba compilation, is reported separately as
-``warmup_peak_mem_gb``). Latencies are medians over ``--repeats`` runs after one warm-up. Inference
+``warmup_peak_mem_gb``). Latencies (wall) and process CPU times (all threads) are medians over
+``--repeats`` runs after one warm-up. Inference
 also reports the seconds of one instrumented forward spent in each part of the blocks (sparse conv,
 mixer = PTv3 patch attention or MEEPO's Mamba, MLP) and outside those modules ("other": the blocks'
 norms and residuals, PTv3's xCPE projection and patch building, stem, pooling, serialization, head).
@@ -34,8 +38,11 @@ MODELS = {
     "ptv3-sdpa": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "sdpa"}),
     "meepo": ("pc3d.models.meepo.MEEPO", {}),
     "meepo-2dir": ("pc3d.models.meepo.MEEPO", {"directions": ["forward", "reverse"]}),
+    # the same MEEPO on the channel-major reference kernels (sequence_depthwise_conv + selective_scan)
+    "meepo-ref": ("pc3d.models.meepo.MEEPO", {"scan_backend": "numba"}),
 }
 BASELINE = "ptv3-math"
+TARGET = "ptv3-sdpa"  # the second ratio column: the PTv3 the targets compare against
 COMPONENTS = ("sparse conv", "mixer", "mlp", "other")
 
 
@@ -78,14 +85,23 @@ def build(name: str):
     return getattr(importlib.import_module(module), cls)(**extra)
 
 
-def instrument(model) -> ComponentTimer:
-    """Time every block's sparse conv (MEEPO ``conv``, PTv3 ``cpe``), mixer (``mixer``/``attn``) and MLP."""
+def instrument(model, sync=None) -> ComponentTimer:
+    """Time every block's sparse conv (MEEPO ``conv``, PTv3 ``cpe``), mixer (``mixer``/``attn``) and MLP.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before every start and stop of a component's clock.
+    """
     timer = ComponentTimer(COMPONENTS)
     for stage in [*model.enc, *model.dec]:
         for block in stage:
-            timer.hook(block.conv if hasattr(block, "conv") else block.cpe, "sparse conv")
-            timer.hook(block.mixer if hasattr(block, "mixer") else block.attn, "mixer")
-            timer.hook(block.mlp, "mlp")
+            for module, name in (
+                (block.conv if hasattr(block, "conv") else block.cpe, "sparse conv"),
+                (block.mixer if hasattr(block, "mixer") else block.attn, "mixer"),
+                (block.mlp, "mlp"),
+            ):
+                if sync is not None:  # registered first, so they run before the timer's own hooks
+                    module.register_forward_pre_hook(lambda *_: sync())
+                    module.register_forward_hook(lambda *_: sync())
+                timer.hook(module, name)
     return timer
 
 
@@ -96,10 +112,13 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else None
     crop = args.train_points if args.mode == "train" else None
-    coord, feat, seg = load_scene(Path(args.samples), crop=crop)
-    offsets = torch.tensor([0, coord.shape[0]])
-    model = build(args.model)
+    coord, feat, seg = (t.to(device) for t in load_scene(Path(args.samples), crop=crop))
+    offsets = torch.tensor([0, coord.shape[0]], device=device)
+    model = build(args.model).to(device)
     params = sum(p.numel() for p in model.parameters())
 
     def step() -> None:
@@ -111,31 +130,45 @@ def worker(args: argparse.Namespace) -> dict:
             model.train()
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(coord, feat, offsets), seg, ignore_index=-1).backward()
+        if sync is not None:
+            sync()
 
-    base = _rss_bytes()
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = _rss_bytes()
     t = time.perf_counter()
-    step()  # warm-up: numba JIT / cache loading, allocator
+    step()  # warm-up: numba/Triton JIT or cache loading, allocator
     warm_s = time.perf_counter() - t
-    warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    if cuda:
+        warm_peak = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     peak, stop = [0], threading.Event()
 
-    def sample() -> None:  # RSS sampled every 2 ms during the timed runs
+    def sample() -> None:  # RSS sampled every 2 ms during the timed runs (on CUDA: the allocator's peak)
         while not stop.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
+            peak[0] = max(peak[0], torch.cuda.max_memory_allocated() if cuda else _rss_bytes())
             time.sleep(0.002)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     stop.set()
     sampler.join()
+    if cuda:
+        peak[0] = max(peak[0], torch.cuda.max_memory_allocated())
     shares = None
     if args.mode == "infer":
-        timer = instrument(model)
+        timer = instrument(model, sync)
         t = time.perf_counter()
         step()
         total = time.perf_counter() - t
@@ -148,6 +181,7 @@ def worker(args: argparse.Namespace) -> dict:
         "params": params,
         "median_s": statistics.median(times),
         "times_s": times,
+        "cpu_s": statistics.median(cpu),
         "peak_mem_gb": (peak[0] - base) / 1e9,
         "warmup_s": warm_s,
         "warmup_peak_mem_gb": (warm_peak - base) / 1e9,
@@ -158,29 +192,39 @@ def worker(args: argparse.Namespace) -> dict:
 def _run_worker(model: str, mode: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "pc3d.tools.bench.models_seg", "--worker", "--model", model, "--mode", mode,
            "--repeats", str(args.repeats), "--threads", str(args.threads), "--samples", str(args.samples),
-           "--train-points", str(args.train_points)]  # fmt: skip
+           "--train-points", str(args.train_points), "--device", args.device]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return {"model": model, "mode": mode, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _ratio(num: dict | None, den: dict, key: str) -> str:
+    return f"{num[key] / max(den[key], 1e-9):.2f}x" if num else "–"
+
+
+def _mem(r: dict, b: dict | None) -> str:
+    return f"{r['peak_mem_gb'] / max(b['peak_mem_gb'], 1e-9):.2f}x" if b else "–"
+
+
 def _table(rows: list[dict], mode: str) -> str:
-    base = next((r for r in rows if r["model"] == BASELINE and "error" not in r), None)
+    """Speed-ups (baseline time / model time, wall and CPU) and memory ratios (model / baseline)."""
+    ok = {r["model"]: r for r in rows if "error" not in r}
+    base, target = ok.get(BASELINE), ok.get(TARGET)
     out = [
-        f"| model | points | params (M) | {mode} median (s) | speed-up vs {BASELINE} | peak mem (GB) | "
-        f"mem ratio ({BASELINE} / model) |",
-        "|---|---|---|---|---|---|---|",
+        f"| model | points | params (M) | {mode} median (s) | CPU (s) | speed-up vs {BASELINE} | "
+        f"speed-up vs {TARGET} (wall / CPU) | peak mem (GB) | mem vs {BASELINE} | mem vs {TARGET} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['model']} | – | – | failed: {r['error']} | – | – | – |")
+            out.append(f"| {r['model']} | – | – | failed: {r['error']} | – | – | – | – | – | – |")
             continue
-        sp = f"{base['median_s'] / r['median_s']:.2f}x" if base else "–"
-        mr = f"{base['peak_mem_gb'] / max(r['peak_mem_gb'], 1e-9):.2f}x" if base else "–"
         out.append(
-            f"| {r['model']} | {r['points']} | {r['params'] / 1e6:.2f} | {r['median_s']:.2f} | {sp} | "
-            f"{r['peak_mem_gb']:.2f} | {mr} |"
+            f"| {r['model']} | {r['points']} | {r['params'] / 1e6:.2f} | {r['median_s']:.2f} | "
+            f"{r.get('cpu_s', float('nan')):.2f} | {_ratio(base, r, 'median_s')} | "
+            f"{_ratio(target, r, 'median_s')} / {_ratio(target, r, 'cpu_s')} | {r['peak_mem_gb']:.2f} | "
+            f"{_mem(r, base)} | {_mem(r, target)} |"
         )
     return "\n".join(out)
 
@@ -194,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (after one warm-up)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--train-points", type=int, default=20000, help="sphere-crop size for the training step")
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="on cuda, memory is the allocator's peak"
+    )
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--modes", nargs="+", default=["infer", "train"], choices=["infer", "train"])
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -215,7 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("bench_models.py seg: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}")
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, repeats {args.repeats}")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for name in args.models:
         print(f"parameters {name}: {sum(p.numel() for p in build(name).parameters()) / 1e6:.2f} M")
     for mode in args.modes:
@@ -237,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     c = r["component_s"]
                     cells = " | ".join(f"{c[k]:.2f}" for k in COMPONENTS)
                     print(f"| {r['model']} | {cells} | {sum(c.values()):.2f} |")
+    print("\nload average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

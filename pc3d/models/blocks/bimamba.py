@@ -3,12 +3,21 @@
 The rows are gathered once into the block's serialization order (clouds stay in their segments,
 ``offsets`` unchanged). Every direction is then a scan order *of that sequence*, expressed as
 ``(reverse, stride)`` of the kernels: ``forward`` (serialized order), ``reverse``, ``strided``
-(0, s, 2s, ..., 1, 1+s, ... within each cloud, meepo.md §5) and ``strided-reverse``. Per direction,
-:func:`pc3d.kernels.sequence_depthwise_conv` runs the centred (non-causal) depthwise conv along that
-order, zero-padded at cloud edges, and :func:`pc3d.kernels.selective_scan` runs the SSM with its
-state reset at every cloud start. Both return rows in serialized order, so directions are summed
-without any permuted copy, and one gather at the end returns the rows to the caller's order. The gate
-branch ``z`` follows the MambaVision-style concatenation ``out_proj(cat[sum y, sum silu(conv(z))])``.
+(0, s, 2s, ..., 1, 1+s, ... within each cloud, meepo.md §5) and ``strided-reverse``. Per direction the
+centred (non-causal) depthwise conv + SiLU runs along that order, zero-padded at cloud edges, and the
+SSM runs with its state reset at every cloud start. Both return rows in serialized order, so directions
+are summed without any permuted copy, and one gather at the end returns the rows to the caller's order.
+The gate branch ``z`` follows the MambaVision-style concatenation ``out_proj(cat[sum y, sum silu(conv(z))])``.
+
+Two implementations compute the same function:
+
+- the fused path (``backend="auto"``, the default, or ``"fused"``): token-major ``(N, channels)`` rows
+  straight from ``in_proj``, one pass for conv + SiLU (:func:`pc3d.kernels.scan.fused.conv_silu`) and one for
+  softplus, discretisation, recurrence and ``D`` skip (:func:`pc3d.kernels.scan.fused.mixer_scan`), numba on
+  CPU and Triton on CUDA;
+- the reference path (``backend`` = ``"torch"``, ``"numba"``, ``"triton"`` or ``"mamba_ssm"``): channel-major
+  ``(1, channels, N)`` rows through :func:`pc3d.kernels.sequence_depthwise_conv` and
+  :func:`pc3d.kernels.selective_scan` with that backend.
 """
 
 from __future__ import annotations
@@ -22,8 +31,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from pc3d.kernels import selective_scan, sequence_depthwise_conv
+from pc3d.kernels.scan.fused import conv_silu, mixer_scan
 
 DIRECTIONS = ("forward", "reverse", "strided", "strided-reverse")
+BACKENDS = ("auto", "fused", "torch", "numba", "triton", "mamba_ssm")
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """float64 for float64 rows, else float32 (also under autocast: the recurrence is precision-sensitive)."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _fp32(x: Tensor) -> Tensor:
@@ -43,15 +59,19 @@ class BiMamba(nn.Module):
         directions: any of ``forward``, ``reverse``, ``strided``, ``strided-reverse`` (each once).
         stride: stride of the strided directions.
         dt_min, dt_max, dt_init_floor: Mamba's ``dt`` bias initialisation range.
-        backend: passed to ``selective_scan``.
+        backend: ``"auto"``/``"fused"``: the token-major fused kernels (numba on CPU, Triton on CUDA); or a
+            ``selective_scan`` backend (``"torch"``, ``"numba"``, ``"triton"``, ``"mamba_ssm"``) for the
+            channel-major reference path.
         recompute: when autograd records the forward, keep only the shared ``in_proj`` output and recompute each
             direction's conv, SiLU, projections and scan in the backward pass (Mamba's
-            ``checkpoint_lvl``). Saves five ``(d, N)`` activations per direction for about one extra
+            ``checkpoint_lvl``). Saves five ``(N, d)`` activations per direction for about one extra
             forward of the directions.
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
-    cloud along ``order`` in each direction. Without autograd, buffers beyond the running sums live for one
-    direction at a time.
+    cloud along ``order`` in each direction. Without autograd (fused path) the mixer first sums
+    ``silu(conv(z))`` over the directions (holding ``z`` and the sum, ``(N, d)`` each), then holds the ``x``
+    stream, the current direction's ``silu(conv(x))`` and the running sum of ``y`` (``(N, d)`` each; ``dt``
+    is formed row by row inside the scan) beside that sum: per-direction buffers live one at a time, whatever the number of directions.
     """
 
     def __init__(
@@ -82,6 +102,8 @@ class BiMamba(nn.Module):
             raise ValueError(f"expand: expand * channels must be even, got {expand} * {channels}")
         if d_state < 1 or d_conv < 1 or stride < 1:
             raise ValueError(f"d_state, d_conv, stride: expected >= 1, got {d_state}, {d_conv}, {stride}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         self.channels, self.d_state, self.d_conv, self.stride = channels, d_state, d_conv, stride
         self.directions = directions
         self.backend, self.recompute = backend, recompute
@@ -150,6 +172,100 @@ class BiMamba(nn.Module):
     def forward(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         """``x (N, C)`` rows packed by ``offsets (B+1,)``; ``order (N,)`` the serialization (rows of a
         cloud stay inside its segment) and ``inverse (N,)`` its inverse permutation -> ``(N, C)``."""
+        if self.backend in ("auto", "fused"):
+            if torch.is_grad_enabled():
+                return self._forward_fused_train(x, offsets, order, inverse)
+            return self._forward_fused_infer(x, offsets, order, inverse)
+        return self._forward_reference(x, offsets, order, inverse)
+
+    def _scan_args(self, k: int, xs: Tensor, dbc: Tensor) -> tuple[Tensor, ...]:
+        """``mixer_scan`` inputs after ``u = xs (N, d)`` and ``delta``: ``A (d, n), B, C (N, n), D, bias (d,)``."""
+        r, ns = self.dt_rank, self.d_state
+        return (
+            -torch.exp(self.A_log[k]),
+            dbc[:, r : r + ns],
+            dbc[:, r + ns :],
+            self.D[k],
+            self.dt_proj_bias[k],
+        )
+
+    def direction_fused(self, xs_in: Tensor, z_in: Tensor, k: int, offsets: Tensor) -> tuple[Tensor, Tensor]:
+        """Direction ``k`` on token-major ``xs_in, z_in (N, d)`` -> ``(y (N, d), silu(conv(z)) (N, d))``."""
+        d, r = self.d_inner, self.dt_rank
+        reverse, stride = self.scan_order(self.directions[k])
+        xs = conv_silu(xs_in, self.conv_weight[k, :d], offsets, reverse=reverse, stride=stride)
+        zs = conv_silu(z_in, self.conv_weight[k, d:], offsets, reverse=reverse, stride=stride)
+        dbc = torch.mm(xs, self.x_proj_weight[k].t())  # (N, r + 2n)
+        y = mixer_scan(
+            xs, dbc[:, :r], *self._scan_args(k, xs, dbc), offsets, reverse=reverse, stride=stride,
+            delta_proj=self.dt_proj_weight[k],
+        )  # fmt: skip
+        return y, zs
+
+    def _out(self, y_sum: Tensor, z_sum: Tensor, inverse: Tensor) -> Tensor:
+        d = self.d_inner
+        w = self.out_proj.weight  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
+        return torch.addmm(torch.mm(y_sum, w[:, :d].t()), z_sum, w[:, d:].t())[inverse]
+
+    def _forward_fused_train(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        ct = _compute_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):  # the recurrence is precision-sensitive
+            rows = x[order].to(ct)  # (N, C) in serialized order
+            w_in = self.in_proj.weight.to(ct)
+            d = self.d_inner
+            xs_in, z_in = torch.mm(rows, w_in[:d].t()), torch.mm(rows, w_in[d:].t())  # (N, d) each
+            y_sum = z_sum = None
+            for k in range(len(self.directions)):
+                if self.recompute:
+                    y, zs = checkpoint(
+                        self.direction_fused,
+                        xs_in,
+                        z_in,
+                        k,
+                        offsets,
+                        use_reentrant=False,
+                        preserve_rng_state=False,
+                    )
+                else:
+                    y, zs = self.direction_fused(xs_in, z_in, k, offsets)
+                y_sum, z_sum = (y, zs) if y_sum is None else (y_sum + y, z_sum + zs)
+            return self._out(y_sum, z_sum, inverse)
+
+    def _forward_fused_infer(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        """Inference: the ``z`` stream first (its ``silu(conv(z))`` summed over the directions, then ``z`` freed),
+        then the ``x`` stream one direction at a time into the running sum of ``y``."""
+        d, r = self.d_inner, self.dt_rank
+        ct = _compute_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):
+            rows = x[order].to(ct)  # (N, C) in serialized order
+            w_in = self.in_proj.weight.to(ct)
+            z = torch.mm(rows, w_in[d:].t())  # (N, d)
+            z_sum = torch.empty_like(z)
+            for k in range(len(self.directions)):
+                reverse, stride = self.scan_order(self.directions[k])
+                wz = self.conv_weight[k, d:].to(ct)
+                conv_silu(
+                    z, wz, offsets, reverse=reverse, stride=stride, out=z_sum, add_from=d if k == 0 else 0
+                )
+            del z
+            xs_in = torch.mm(rows, w_in[:d].t())  # (N, d)
+            del rows
+            xs = torch.empty_like(xs_in)  # silu(conv(x)) of the current direction
+            y_sum = torch.empty_like(xs_in)
+            for k in range(len(self.directions)):
+                reverse, stride = self.scan_order(self.directions[k])
+                wx = self.conv_weight[k, :d].to(ct)
+                conv_silu(xs_in, wx, offsets, reverse=reverse, stride=stride, out=xs)
+                dbc = torch.mm(xs, self.x_proj_weight[k].to(ct).t())  # (N, r + 2n)
+                args = (t.to(ct) for t in self._scan_args(k, xs, dbc))
+                mixer_scan(
+                    xs, dbc[:, :r], *args, offsets, reverse=reverse, stride=stride, out=y_sum, accumulate=k > 0,
+                    delta_proj=self.dt_proj_weight[k].to(ct),
+                )  # fmt: skip
+            del xs_in, xs
+            return self._out(y_sum, z_sum, inverse)
+
+    def _forward_reference(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
         # and every fresh one costs page faults as well as memory.
         inplace = not torch.is_grad_enabled()
@@ -170,14 +286,11 @@ class BiMamba(nn.Module):
                 z_sum.add_(zs)
             else:
                 y_sum, z_sum = y_sum + y, z_sum + zs
-        d = self.d_inner
-        w = self.out_proj.weight  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
-        out = torch.addmm(torch.mm(y_sum[0].t(), w[:, :d].t()), z_sum[0].t(), w[:, d:].t())  # (N, C)
-        return out[inverse]
+        return self._out(y_sum[0].t(), z_sum[0].t(), inverse)
 
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, d_inner={self.d_inner}, d_state={self.d_state}, d_conv={self.d_conv}, "
             f"dt_rank={self.dt_rank}, directions={self.directions}, stride={self.stride}, "
-            f"recompute={self.recompute}"
+            f"backend={self.backend!r}, recompute={self.recompute}"
         )

@@ -1,0 +1,370 @@
+"""Token-major fused ops of the MEEPO mixer: ``conv_silu`` and ``mixer_scan`` on ``(L, channels)`` rows.
+
+Both take rows in one (serialized) order, packed by ``offsets``, and apply a direction as its scan order
+(``reverse``, ``stride``, as in :func:`pc3d.kernels.selective_scan`), never crossing a sequence boundary:
+
+- :func:`conv_silu`: ``silu(centred depthwise conv)`` along the scan order, one pass;
+- :func:`mixer_scan`: ``softplus(δ + bias)``, the ZOH/Euler discretisation, the recurrence and the ``D`` skip,
+  one pass, with the state reset at every sequence start.
+
+Backends: ``"numba"`` (CPU), ``"triton"`` (CUDA, or CPU tensors under ``TRITON_INTERPRET=1``) and ``"torch"``
+(the channel-major reference kernels on transposed views, float64 capable). ``"auto"`` picks numba on CPU and
+Triton on CUDA. Without autograd, ``out`` lets the caller reuse one buffer (and add into it) across directions.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from pc3d.kernels.scan.interface import check_scan_order
+from pc3d.kernels.scan.reference import selective_scan_ref
+from pc3d.kernels.scan.sequence_conv import sequence_depthwise_conv_ref
+
+__all__ = ["FUSED_BACKENDS", "conv_silu", "mixer_scan", "resolve_backend"]
+
+FUSED_BACKENDS = ("auto", "numba", "triton", "torch")
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The backend ``backend`` runs as on ``device`` (``"auto"``: numba on CPU, Triton on CUDA)."""
+    if backend not in FUSED_BACKENDS:
+        raise ValueError(f"backend must be one of {FUSED_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "numba" if device.type == "cpu" else "triton" if device.type == "cuda" else "torch"
+    if backend == "numba" and device.type != "cpu":
+        raise ValueError(f"backend='numba' needs CPU tensors, got {device}")
+    if backend == "triton" and not (
+        device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
+    ):
+        raise ValueError(f"backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 on CPU), got {device}")
+    return backend
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _c(t: Tensor, ct: torch.dtype) -> Tensor:
+    return t.detach().to(ct).contiguous()
+
+
+def _rows(u: Tensor, ct: torch.dtype) -> tuple[Tensor, int]:
+    """``u (L, d)`` as ``(parent (L, W) contiguous, column of u's first channel)`` without a copy when ``u`` is a
+    column slice of a contiguous ``(L, W)`` tensor in the compute dtype, else a contiguous copy and 0."""
+    u = u.detach()
+    if u.dtype != ct:
+        return u.to(ct).contiguous(), 0
+    if u.is_contiguous():
+        return u, 0
+    length, dim = u.shape
+    width = u.stride(0)
+    if u.stride(1) == 1 and width >= dim:
+        col = u.storage_offset() % width
+        base = u.storage_offset() - col
+        if col + dim <= width and base + length * width <= u.untyped_storage().nbytes() // u.element_size():
+            return u.as_strided((length, width), (width, 1), base), col
+    return u.contiguous(), 0
+
+
+def _offsets(offsets: Tensor | None, length: int) -> Tensor:
+    """int64 CPU offsets, ``[0, L]`` for one sequence."""
+    if offsets is None:
+        return torch.tensor([0, length], dtype=torch.int64)
+    return offsets.detach().to(device="cpu", dtype=torch.int64).contiguous()
+
+
+def _positions(offs: Tensor, length: int, reverse: bool, stride: int) -> np.ndarray:
+    from pc3d.kernels.scan.numba_conv import scan_positions
+
+    return scan_positions(offs, length, reverse, stride)
+
+
+# ----------------------------------------------------------------------------- backend adapters
+
+
+def _conv_fwd(be, x, wt, offs, reverse, stride, out, add_from):
+    """x, out (L, c) compute dtype; wt (k, c); writes silu(conv) into out (channels >= add_from added)."""
+    pi = _positions(offs, x.shape[0], reverse, stride)
+    if be == "numba":
+        from pc3d.kernels.scan import fused_numba
+
+        fused_numba.conv_forward(x.numpy(), wt.numpy(), offs.numpy(), pi, out.numpy(), add_from)
+    else:
+        from pc3d.kernels.scan import fused_triton
+
+        fused_triton.conv_forward(x, wt, offs, pi, out, add_from)
+
+
+def _conv_bwd(be, x, wt, offs, reverse, stride, dout):
+    pi = _positions(offs, x.shape[0], reverse, stride)
+    if be == "numba":
+        from pc3d.kernels.scan import fused_numba
+
+        dx, dwt = fused_numba.conv_backward(x.numpy(), wt.numpy(), offs.numpy(), pi, dout.numpy())
+        return torch.from_numpy(dx), torch.from_numpy(dwt)
+    from pc3d.kernels.scan import fused_triton
+
+    return fused_triton.conv_backward(x, wt, offs, pi, dout)
+
+
+def _scan_fwd(be, u, u0, delta, A, B, C, D, bias, offs, reverse, stride, out, accumulate):
+    """u (L, >= u0 + d) with the inputs in columns u0..; the others (compute dtype, contiguous) as in mixer_scan."""
+    if be == "numba":
+        from pc3d.kernels.scan import fused_numba
+
+        arrays = (t.numpy() for t in (delta, A, B, C, D, bias, offs))
+        fused_numba.scan_forward(u.numpy(), u0, *arrays, reverse, stride, out.numpy(), accumulate)
+    else:
+        from pc3d.kernels.scan import fused_triton
+
+        fused_triton.scan_forward(u, u0, delta, A, B, C, D, bias, offs, reverse, stride, out, accumulate)
+
+
+def _scan_bwd(be, u, u0, delta, A, B, C, D, bias, offs, reverse, stride, dout):
+    if be == "numba":
+        from pc3d.kernels.scan import fused_numba
+
+        arrays = (t.numpy() for t in (delta, A, B, C, D, bias, offs))
+        grads = fused_numba.scan_backward(u.numpy(), u0, *arrays, reverse, stride, dout.numpy())
+        return tuple(torch.from_numpy(g) for g in grads)
+    from pc3d.kernels.scan import fused_triton
+
+    return fused_triton.scan_backward(u, u0, delta, A, B, C, D, bias, offs, reverse, stride, dout)
+
+
+# ----------------------------------------------------------------------------- autograd
+
+
+class _ConvSiluFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, be, x, weight, offs, reverse, stride):
+        ct = _compute_dtype(x)
+        xc, wt = _c(x, ct), _c(weight.t(), ct)
+        out = torch.empty_like(xc)
+        _conv_fwd(be, xc, wt, offs, reverse, stride, out, xc.shape[1])
+        ctx.save_for_backward(x, weight, offs)
+        ctx.flags = (be, reverse, stride)
+        return out.to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        x, weight, offs = ctx.saved_tensors
+        be, reverse, stride = ctx.flags
+        ct = _compute_dtype(x)
+        dx, dwt = _conv_bwd(be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, _c(dout, ct))
+        return None, dx.to(x.dtype), dwt.t().to(weight.dtype), None, None, None
+
+
+class _MixerScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, be, u, delta, A, B, C, D, bias, offs, reverse, stride):
+        ct = _compute_dtype(u)
+        args = tuple(_c(t, ct) for t in (delta, A, B, C, D, bias))
+        out = torch.empty_like(args[0])
+        _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, False)
+        ctx.save_for_backward(u, delta, A, B, C, D, bias, offs)
+        ctx.flags = (be, reverse, stride)
+        return out.to(u.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        *inputs, offs = ctx.saved_tensors
+        be, reverse, stride = ctx.flags
+        ct = _compute_dtype(inputs[0])
+        args = tuple(_c(t, ct) for t in inputs[1:])
+        grads = _scan_bwd(be, *_rows(inputs[0], ct), *args, offs, reverse, stride, _c(dout, ct))
+        return (None, *(g.to(t.dtype) for g, t in zip(grads, inputs)), None, None, None)
+
+
+# ----------------------------------------------------------------------------- public ops
+
+
+def _check(name: str, t: object, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    if not isinstance(t, Tensor) or not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor of shape {shape}, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    if t.device != device:
+        raise ValueError(
+            f"{name} is on {t.device} but the rows are on {device}; all tensors must share one device"
+        )
+    return t
+
+
+def _check_out(out: Tensor | None, like: Tensor) -> None:
+    if out is None:
+        return
+    if torch.is_grad_enabled() and (like.requires_grad or out.requires_grad):
+        raise ValueError("out= is for inference only: call it under torch.no_grad()")
+    ok = out.shape == like.shape and out.device == like.device and out.is_contiguous()
+    if not ok or out.dtype != _compute_dtype(like):
+        raise ValueError(
+            f"out must be a contiguous {_compute_dtype(like)} tensor of shape {tuple(like.shape)} on {like.device}, "
+            f"got {out.dtype} {tuple(out.shape)} on {out.device}"
+        )
+
+
+def conv_silu(
+    x: Tensor,
+    weight: Tensor,
+    offsets: Tensor | None = None,
+    *,
+    reverse: bool = False,
+    stride: int = 1,
+    backend: str = "auto",
+    out: Tensor | None = None,
+    add_from: int | None = None,
+) -> Tensor:
+    """``silu`` of the centred depthwise conv along the scan order of every sequence, on token-major rows.
+
+    With ``pi`` the scan order and ``left = (k - 1) // 2``:
+    ``out[pi[p], c] = silu(sum_j weight[c, j] * x[pi[p - left + j], c])`` over the taps inside the sequence
+    (PyTorch ``padding='same'``), i.e. ``silu(sequence_depthwise_conv(x.T)).T``.
+
+    Args:
+        x: ``(L, c)`` rows packed by ``offsets (S+1,)`` (None: one sequence).
+        weight: ``(c, k)``.
+        reverse, stride: the scan order.
+        backend: ``"auto"``, ``"numba"``, ``"triton"`` or ``"torch"``.
+        out: inference only: a contiguous ``(L, c)`` buffer (float32, float64 for float64 ``x``) to write into.
+        add_from: with ``out``: channels ``>= add_from`` are added to ``out`` instead of overwriting it.
+
+    Returns:
+        ``(L, c)`` in ``x``'s dtype (``out`` when given); differentiable in ``x`` and ``weight``.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (L, c), got {getattr(x, 'shape', type(x))}")
+    length, nch = x.shape
+    if not isinstance(weight, Tensor) or weight.dim() != 2 or weight.shape[0] != nch or weight.shape[1] < 1:
+        raise ValueError(
+            f"weight must have shape (c, k) = ({nch}, k >= 1), got {getattr(weight, 'shape', None)}"
+        )
+    _check("weight", weight, tuple(weight.shape), x.device)
+    check_scan_order(offsets, reverse, stride, 1, length, "x")
+    be = resolve_backend(backend, x.device)
+    if add_from is not None and (out is None or not 0 <= add_from <= nch):
+        raise ValueError(f"add_from needs out= and 0 <= add_from <= {nch}, got {add_from}")
+    _check_out(out, x)
+    if be == "torch":
+        offs = offsets if offsets is not None else torch.tensor([0, length])
+        y = F.silu(sequence_depthwise_conv_ref(x.t()[None], weight, offs, reverse, stride)[0].t())
+        if out is None:
+            return y
+        split = nch if add_from is None else add_from
+        out[:, :split] = y[:, :split]
+        out[:, split:] += y[:, split:]
+        return out
+    offs = _offsets(offsets, length)
+    if out is None:
+        return _ConvSiluFn.apply(be, x, weight, offs, reverse, stride)
+    ct = out.dtype
+    _conv_fwd(
+        be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, out, nch if add_from is None else add_from
+    )
+    return out
+
+
+def mixer_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    offsets: Tensor | None = None,
+    *,
+    reverse: bool = False,
+    stride: int = 1,
+    backend: str = "auto",
+    out: Tensor | None = None,
+    accumulate: bool = False,
+    delta_proj: Tensor | None = None,
+) -> Tensor:
+    """Selective scan of the mixer on token-major rows: ``selective_scan`` with softplus, ``D`` and no gate.
+
+    Per channel ``c`` and scan step ``t``: ``Δ = softplus(δ_t + bias)``, ``h = exp(Δ·A) h + Δ·B_t·u_t``,
+    ``y_t = C_t·h + D·u_t``; ``h = 0`` at every sequence start.
+
+    Args:
+        u, delta: ``(L, d)`` rows packed by ``offsets (S+1,)`` (None: one sequence).
+        A: ``(d, n)``; B, C: ``(L, n)``; D, delta_bias: ``(d,)``.
+        reverse, stride: the scan order (see :func:`pc3d.kernels.selective_scan`); outputs stay in row order.
+        backend: ``"auto"``, ``"numba"``, ``"triton"`` or ``"torch"``.
+        out: inference only: a contiguous ``(L, d)`` buffer (float32, float64 for float64 ``u``).
+        accumulate: with ``out``: add ``y`` to ``out`` instead of overwriting it.
+        delta_proj: ``(d, r)``: ``delta`` is then ``(L, r)`` and the scan uses ``delta @ delta_proj.T`` (Mamba's
+            ``dt_proj``). The numba kernel forms it row by row when writing into ``out`` with ``n == 1``, so the
+            ``(L, d)`` product is never stored; elsewhere it is one matmul.
+
+    Returns:
+        ``y (L, d)`` in ``u``'s dtype (``out`` when given); every input gets gradients.
+    """
+    if not isinstance(u, Tensor) or u.dim() != 2 or not u.is_floating_point() or min(u.shape) < 1:
+        raise ValueError(
+            f"u must be a floating-point tensor (L, d) with L, d >= 1, got {getattr(u, 'shape', u)}"
+        )
+    length, dim = u.shape
+    dev = u.device
+    if delta_proj is not None:
+        if not isinstance(delta_proj, Tensor) or delta_proj.dim() != 2 or delta_proj.shape[0] != dim:
+            raise ValueError(
+                f"delta_proj must have shape (d, r) = ({dim}, r), got {getattr(delta_proj, 'shape', None)}"
+            )
+        _check("delta_proj", delta_proj, tuple(delta_proj.shape), dev)
+        _check("delta", delta, (length, delta_proj.shape[1]), dev)
+        fuse = (
+            out is not None and A.dim() == 2 and A.shape[1] == 1 and resolve_backend(backend, dev) == "numba"
+        )
+        if not fuse:
+            return mixer_scan(
+                u, delta @ delta_proj.t(), A, B, C, D, delta_bias, offsets,
+                reverse=reverse, stride=stride, backend=backend, out=out, accumulate=accumulate,
+            )  # fmt: skip
+    else:
+        _check("delta", delta, (length, dim), dev)
+    if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != dim or A.shape[1] < 1:
+        raise ValueError(f"A must have shape (d, n) = ({dim}, n >= 1), got {getattr(A, 'shape', None)}")
+    n = A.shape[1]
+    _check("A", A, (dim, n), dev)
+    _check("B", B, (length, n), dev)
+    _check("C", C, (length, n), dev)
+    _check("D", D, (dim,), dev)
+    _check("delta_bias", delta_bias, (dim,), dev)
+    check_scan_order(offsets, reverse, stride, 1, length, "u")
+    be = resolve_backend(backend, dev)
+    if accumulate and out is None:
+        raise ValueError("accumulate=True needs out=")
+    _check_out(out, u)
+    if be == "torch":
+        tr = lambda t: t.t()[None]  # noqa: E731
+        y = selective_scan_ref(
+            tr(u), tr(delta), A, tr(B), tr(C), D, None, delta_bias, True, offsets, reverse, stride
+        )[0].t()
+        if out is None:
+            return y
+        return out.add_(y) if accumulate else out.copy_(y)
+    offs = _offsets(offsets, length)
+    if out is None:
+        return _MixerScanFn.apply(be, u, delta, A, B, C, D, delta_bias, offs, reverse, stride)
+    ct = out.dtype
+    if delta_proj is not None:
+        from pc3d.kernels.scan import fused_numba
+
+        parent, col = _rows(u, ct)
+        arrays = (_c(t, ct).numpy() for t in (delta, delta_proj, A, B, C, D, delta_bias))
+        fused_numba.scan_forward_proj(
+            parent.numpy(), col, *arrays, offs.numpy(), reverse, stride, out.numpy(), accumulate
+        )
+        return out
+    args = tuple(_c(t, ct) for t in (delta, A, B, C, D, delta_bias))
+    _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, accumulate)
+    return out

@@ -1,0 +1,635 @@
+"""Numba CPU kernels of the token-major mixer ops (:mod:`pc3d.kernels.scan.fused`): forward and backward.
+
+Rows are tokens: every array is ``(L, channels)`` with the channels contiguous, so each pass runs its
+inner loop across the channels of one row (vectorised) and the scan order only decides which row comes
+next (row-index arithmetic, no permuted copy).
+
+- The conv pass (centred depthwise conv + SiLU) is independent per scan position, so it runs in parallel
+  over tiles of positions; the backward reduces the weight gradient per worker (static partition, so the
+  result is deterministic).
+- The scan pass (softplus, discretisation, recurrence, ``D`` skip) is sequential along each sequence, so it
+  runs in parallel over (sequence, channel block) work items; every block keeps its states in a small
+  ``(n, width)`` buffer. The backward recomputes the states of its items into ``hs (L, n, d)`` and runs the
+  adjoint scan; ``dB``/``dC`` are reduced over the channels of a block into per-block partials.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from pc3d.kernels.scan.numba_cpu import _exp2, _like, _scan_start, _scan_step, _sigmoid, _softplus
+
+__all__ = ["channel_blocks", "conv_backward", "conv_forward", "scan_backward", "scan_forward"]
+
+_TILE = 256  # scan positions per conv work item
+
+
+def channel_blocks(dim: int, n_seq: int, threads: int) -> int:
+    """Channel blocks per sequence for the scan: enough items for every thread, blocks of >= 8 channels."""
+    want = max(1, -(-threads // max(n_seq, 1)))
+    return max(1, min(want, dim // 8 if dim >= 16 else 1))
+
+
+# ----------------------------------------------------------------------------- conv + SiLU
+
+
+@njit(cache=True)
+def _tiles(offsets):
+    """Work items of the conv: ``(start, end)`` scan-position ranges of at most ``_TILE`` inside one sequence."""
+    count = 0
+    for seg in range(offsets.shape[0] - 1):
+        count += (offsets[seg + 1] - offsets[seg] + _TILE - 1) // _TILE
+    items = np.empty((count, 4), dtype=np.int64)  # q0, q1, sequence start, sequence end
+    j = 0
+    for seg in range(offsets.shape[0] - 1):
+        s0 = offsets[seg]
+        s1 = offsets[seg + 1]
+        for q0 in range(s0, s1, _TILE):
+            items[j, 0] = q0
+            items[j, 1] = min(q0 + _TILE, s1)
+            items[j, 2] = s0
+            items[j, 3] = s1
+            j += 1
+    return items
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_fwd_kernel(x, wt, pi, items, acc_from, out):
+    """x, out (L, c); wt (k, c); ``out[pi[q]] = silu(sum_j wt[j] * x[pi[q - left + j]])`` within the sequence.
+
+    Channels ``>= acc_from`` are added to ``out`` instead of overwriting it.
+    """
+    nch = x.shape[1]
+    k = wt.shape[0]
+    left = (k - 1) // 2
+    for it in prange(items.shape[0]):
+        q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        acc = np.empty(nch, dtype=x.dtype)
+        for q in range(q0, q1):
+            for ch in range(nch):
+                acc[ch] = 0
+            for j in range(k):
+                qq = q - left + j
+                if s0 <= qq < s1:
+                    xr = x[pi[qq]]
+                    wr = wt[j]
+                    for ch in range(nch):
+                        acc[ch] += wr[ch] * xr[ch]
+            orow = out[pi[q]]
+            for ch in range(acc_from):
+                v = acc[ch]
+                orow[ch] = v * _sigmoid(v)
+            for ch in range(acc_from, nch):
+                v = acc[ch]
+                orow[ch] += v * _sigmoid(v)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_bwd_grad_kernel(x, wt, pi, items, dout, g, dw_part):
+    """g (L, c) = dout * silu'(pre-activation); dw_part (workers, k, c) per-worker weight gradients."""
+    nch = x.shape[1]
+    k = wt.shape[0]
+    left = (k - 1) // 2
+    nwork = dw_part.shape[0]
+    nitems = items.shape[0]
+    for w in prange(nwork):
+        acc = np.empty(nch, dtype=x.dtype)
+        dw = dw_part[w]
+        for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
+            q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+            for q in range(q0, q1):
+                for ch in range(nch):
+                    acc[ch] = 0
+                for j in range(k):
+                    qq = q - left + j
+                    if s0 <= qq < s1:
+                        xr = x[pi[qq]]
+                        wr = wt[j]
+                        for ch in range(nch):
+                            acc[ch] += wr[ch] * xr[ch]
+                t = pi[q]
+                gr = g[t]
+                dr = dout[t]
+                for ch in range(nch):
+                    v = acc[ch]
+                    sg = _sigmoid(v)
+                    gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                for j in range(k):
+                    qq = q - left + j
+                    if s0 <= qq < s1:
+                        xr = x[pi[qq]]
+                        dwr = dw[j]
+                        for ch in range(nch):
+                            dwr[ch] += gr[ch] * xr[ch]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_bwd_input_kernel(wt, pi, items, g, dx):
+    """dx[pi[q]] = sum_j wt[j] * g[pi[q + left - j]] over the taps inside the sequence."""
+    nch = g.shape[1]
+    k = wt.shape[0]
+    left = (k - 1) // 2
+    for it in prange(items.shape[0]):
+        q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        for q in range(q0, q1):
+            dr = dx[pi[q]]
+            for ch in range(nch):
+                dr[ch] = 0
+            for j in range(k):
+                qq = q + left - j
+                if s0 <= qq < s1:
+                    gr = g[pi[qq]]
+                    wr = wt[j]
+                    for ch in range(nch):
+                        dr[ch] += wr[ch] * gr[ch]
+
+
+def conv_forward(
+    x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, out: np.ndarray, acc_from: int
+) -> None:
+    """``x, out (L, c)``, ``weight_t (k, c)``, ``offsets (S+1,)``, ``pi (L,)`` scan positions -> ``out``."""
+    _conv_fwd_kernel(x, weight_t, pi, _tiles(offsets), acc_from, out)
+
+
+def conv_backward(
+    x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, dout: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients ``(dx (L, c), dweight_t (k, c))`` of :func:`conv_forward` (``acc_from = c``)."""
+    items = _tiles(offsets)
+    workers = max(1, min(numba.get_num_threads(), items.shape[0]))
+    g = np.empty_like(x)
+    dw_part = np.zeros((workers,) + weight_t.shape, dtype=x.dtype)
+    _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, g, dw_part)
+    dx = np.empty_like(x)
+    _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
+    return dx, dw_part.sum(0)
+
+
+# ----------------------------------------------------------------------------- selective scan
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _scan_fwd_kernel(u, u0, delta, A2t, B, C, Dv, bias, offsets, reverse, stride, nblk, accumulate, out):
+    """u (L, >= u0 + d) holds the inputs in columns ``u0 ..``; delta, out (L, d); A2t = (A·log2e)^T (n, d); B, C (L, n); Dv, bias (d,).
+
+    ``out[t] (+)= C_t·h_t + D·u_t`` with ``h_t = exp2(Δ_t·A2) h_prev + Δ_t·B_t·u_t``, ``Δ = softplus(δ + bias)``.
+    """
+    dim = delta.shape[1]
+    n = A2t.shape[0]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        c0 = (item - seg * nblk) * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0 or length == 0:
+            continue
+        w = c1 - c0
+        h = np.zeros((n, w), dtype=delta.dtype)
+        dl = np.empty(w, dtype=delta.dtype)
+        acc = np.empty(w, dtype=delta.dtype)
+        a2 = A2t[:, c0:c1]
+        bb = bias[c0:c1]
+        dd = Dv[c0:c1]
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):
+            t = s0 + i
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            for c in range(w):
+                dl[c] = _softplus(dr[c] + bb[c])
+                acc[c] = dd[c] * ur[c]
+            for kk in range(n):
+                bt = B[t, kk]
+                ct = C[t, kk]
+                hk = h[kk]
+                ak = a2[kk]
+                for c in range(w):
+                    v = _exp2(dl[c] * ak[c]) * hk[c] + dl[c] * ur[c] * bt
+                    hk[c] = v
+                    acc[c] += v * ct
+            orow = out[t, c0:c1]
+            if accumulate:
+                for c in range(w):
+                    orow[c] += acc[c]
+            else:
+                for c in range(w):
+                    orow[c] = acc[c]
+            i, r = _scan_step(i, r, length, stride, reverse)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk, accumulate, out):
+    """:func:`_scan_fwd_kernel` for ``n == 1``: ``par (3, d)`` = (bias, A·log2e, D); ``B, C (L, 1)``.
+
+    One loop over the channels of a row does all the work. It indexes row slices from 0 (so no
+    negative-index fix-ups) and touches few distinct arrays (so LLVM's runtime alias checks stay within
+    budget): the loop vectorises.
+    """
+    dim = delta.shape[1]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        c0 = (item - seg * nblk) * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0 or length == 0:
+            continue
+        w = c1 - c0
+        h = np.zeros(w, dtype=delta.dtype)
+        b0 = par[0, c0:c1]
+        a2 = par[1, c0:c1]
+        dd = par[2, c0:c1]
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):
+            t = s0 + i
+            bt = B[t, 0]
+            ct = C[t, 0]
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            orow = out[t, c0:c1]
+            if accumulate:
+                for c in range(w):
+                    dl = _softplus(dr[c] + b0[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] += v * ct + dd[c] * uu
+            else:
+                for c in range(w):
+                    dl = _softplus(dr[c] + b0[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] = v * ct + dd[c] * uu
+            i, r = _scan_step(i, r, length, stride, reverse)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out):
+    """:func:`_scan_fwd_kernel_n1` with ``δ = low @ WT`` formed row by row: ``low (L, r)``, ``WT (r, d)``
+    (the mixer's ``dt_proj``), so the ``(L, d)`` ``δ`` is never stored."""
+    dim = out.shape[1]
+    rank = WT.shape[0]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        c0 = (item - seg * nblk) * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0 or length == 0:
+            continue
+        w = c1 - c0
+        h = np.zeros(w, dtype=out.dtype)
+        dr = np.empty(w, dtype=out.dtype)
+        wt = np.ascontiguousarray(WT[:, c0:c1])
+        b0 = par[0, c0:c1]
+        a2 = par[1, c0:c1]
+        dd = par[2, c0:c1]
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):
+            t = s0 + i
+            bt = B[t, 0]
+            ct = C[t, 0]
+            ur = u[t, u0 + c0 : u0 + c1]
+            orow = out[t, c0:c1]
+            for c in range(w):
+                dr[c] = b0[c]
+            for j in range(rank):
+                lj = low[t, j]
+                wr = wt[j]
+                for c in range(w):
+                    dr[c] += lj * wr[c]
+            if accumulate:
+                for c in range(w):
+                    dl = _softplus(dr[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] += v * ct + dd[c] * uu
+            else:
+                for c in range(w):
+                    dl = _softplus(dr[c])
+                    uu = ur[c]
+                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    h[c] = v
+                    orow[c] = v * ct + dd[c] * uu
+            i, r = _scan_step(i, r, length, stride, reverse)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _scan_bwd_kernel_n1(
+    u, u0, delta, par, B, C, offsets, reverse, stride, nblk, dout,
+    hs, du, ddelta, dB_part, dC_part, acc_part,
+):  # fmt: skip
+    """:func:`_scan_bwd_kernel` for ``n == 1``: ``par (4, d)`` = (bias, A·log2e, A, D); hs (L, d);
+    dB_part, dC_part (nblk, L); acc_part (S, 4, d) = per-sequence (unused, dD, dbias, dA).
+
+    Every channel loop writes at most two arrays and reads few others (LLVM's runtime alias checks stay
+    within budget, so each loop vectorises); per-step temporaries live in ``tmp (5, width)``.
+    """
+    dim = delta.shape[1]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        blk = item - seg * nblk
+        c0 = blk * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0:
+            continue
+        w = c1 - c0
+        acc = np.zeros((4, w), dtype=delta.dtype)  # rows: λ (carried), dD, dbias, dA
+        if length == 0:
+            acc_part[seg, :, c0:c1] = acc
+            continue
+        prm = np.ascontiguousarray(par[:, c0:c1])  # contiguous rows: the channel loops vectorise
+        tmp = np.empty((5, w), dtype=delta.dtype)  # Δ, a, λ + dy·C, a·h_prev·(λ + dy·C), σ(δ + bias)
+        h = np.zeros(w, dtype=delta.dtype)
+        zero = np.zeros(w, dtype=delta.dtype)
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):  # recompute the states
+            t = s0 + i
+            bt = B[t, 0]
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            hr = hs[t, c0:c1]
+            for c in range(w):
+                dl = _softplus(dr[c] + prm[0, c])
+                v = _exp2(dl * prm[1, c]) * h[c] + dl * ur[c] * bt
+                h[c] = v
+                hr[c] = v
+            i, r = _scan_step(i, r, length, stride, reverse)
+        i, r = _scan_start(length - 1, length, stride, reverse)
+        for p in range(length - 1, -1, -1):  # adjoint scan, last scan position first
+            t = s0 + i
+            ip, rp = i, r
+            hp = zero
+            if p > 0:
+                ip, rp = _scan_step(i, r, length, stride, not reverse)
+                hp = hs[s0 + ip, c0:c1]
+            bt = B[t, 0]
+            ct = C[t, 0]
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            gr = dout[t, c0:c1]
+            ht = hs[t, c0:c1]
+            sdb = _like(0.0, bt)
+            sdc = _like(0.0, bt)
+            for c in range(w):
+                x = dr[c] + prm[0, c]
+                dl = _softplus(x)
+                a = _exp2(dl * prm[1, c])
+                lk = acc[0, c] + gr[c] * ct
+                tmp[0, c] = dl
+                tmp[1, c] = a
+                tmp[2, c] = lk
+                tmp[3, c] = a * hp[c] * lk
+                tmp[4, c] = _sigmoid(x)
+                sdc += gr[c] * ht[c]
+                sdb += lk * dl * ur[c]
+            dB_part[blk, t] = sdb
+            dC_part[blk, t] = sdc
+            dur = du[t, c0:c1]
+            for c in range(w):
+                dur[c] = prm[3, c] * gr[c] + tmp[0, c] * tmp[2, c] * bt
+            ddr = ddelta[t, c0:c1]
+            for c in range(w):
+                ddr[c] = (ur[c] * tmp[2, c] * bt + prm[2, c] * tmp[3, c]) * tmp[4, c]
+            for c in range(w):
+                acc[0, c] = tmp[1, c] * tmp[2, c]
+                acc[1, c] += gr[c] * ur[c]
+                acc[2, c] += (ur[c] * tmp[2, c] * bt + prm[2, c] * tmp[3, c]) * tmp[4, c]
+                acc[3, c] += tmp[0, c] * tmp[3, c]
+            i, r = ip, rp
+        acc_part[seg, :, c0:c1] = acc
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _scan_bwd_kernel(
+    u, u0, delta, At, A2t, B, C, Dv, bias, offsets, reverse, stride, nblk, dout,
+    hs, du, ddelta, dB_part, dC_part, dA_part, dD_part, dbias_part,
+):  # fmt: skip
+    """Adjoint scan. hs (L, n, d) scratch for the states; du, ddelta (L, d); dB_part, dC_part (nblk, L, n);
+    dA_part (S, n, d); dD_part, dbias_part (S, d)."""
+    dim = delta.shape[1]
+    n = A2t.shape[0]
+    nseg = offsets.shape[0] - 1
+    cb = (dim + nblk - 1) // nblk
+    for item in prange(nseg * nblk):
+        seg = item // nblk
+        blk = item - seg * nblk
+        c0 = blk * cb
+        c1 = min(dim, c0 + cb)
+        s0 = offsets[seg]
+        length = offsets[seg + 1] - s0
+        if c1 <= c0:
+            continue
+        w = c1 - c0
+        a2 = A2t[:, c0:c1]
+        ad = At[:, c0:c1]
+        bb = bias[c0:c1]
+        dd = Dv[c0:c1]
+        dl = np.empty(w, dtype=delta.dtype)
+        dy = np.empty(w, dtype=u.dtype)
+        slb = np.empty(w, dtype=u.dtype)
+        sda = np.empty(w, dtype=u.dtype)
+        lam = np.zeros((n, w), dtype=u.dtype)
+        h = np.zeros((n, w), dtype=u.dtype)
+        zero = np.zeros((n, dim), dtype=u.dtype)
+        dA = dA_part[seg, :, c0:c1]
+        dDr = dD_part[seg, c0:c1]
+        dbr = dbias_part[seg, c0:c1]
+        for c in range(w):
+            dDr[c] = 0
+            dbr[c] = 0
+        for kk in range(n):
+            for c in range(w):
+                dA[kk, c] = 0
+        if length == 0:
+            continue
+        i, r = _scan_start(0, length, stride, reverse)
+        for _ in range(length):  # recompute the states
+            t = s0 + i
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            for c in range(w):
+                dl[c] = _softplus(dr[c] + bb[c])
+            for kk in range(n):
+                bt = B[t, kk]
+                hk = h[kk]
+                ak = a2[kk]
+                hsr = hs[t, kk, c0:c1]
+                for c in range(w):
+                    v = _exp2(dl[c] * ak[c]) * hk[c] + dl[c] * ur[c] * bt
+                    hk[c] = v
+                    hsr[c] = v
+            i, r = _scan_step(i, r, length, stride, reverse)
+        i, r = _scan_start(length - 1, length, stride, reverse)
+        for p in range(length - 1, -1, -1):  # adjoint scan, last scan position first
+            t = s0 + i
+            ip, rp = i, r
+            if p > 0:
+                ip, rp = _scan_step(i, r, length, stride, not reverse)
+                hprev = hs[s0 + ip]
+            else:
+                hprev = zero
+            ur = u[t, u0 + c0 : u0 + c1]
+            dr = delta[t, c0:c1]
+            gr = dout[t, c0:c1]
+            for c in range(w):
+                x = dr[c] + bb[c]
+                dl[c] = _softplus(x)
+                dy[c] = gr[c]
+                dDr[c] += gr[c] * ur[c]
+                slb[c] = 0
+                sda[c] = 0
+            for kk in range(n):
+                bt = B[t, kk]
+                ct = C[t, kk]
+                lk_row = lam[kk]
+                ak = a2[kk]
+                af = ad[kk]
+                hp = hprev[kk, c0:c1]
+                ht = hs[t, kk, c0:c1]
+                dAk = dA[kk]
+                sdb = _like(0.0, bt)
+                sdc = _like(0.0, bt)
+                for c in range(w):
+                    a = _exp2(dl[c] * ak[c])
+                    lk = lk_row[c] + dy[c] * ct
+                    x = a * hp[c] * lk
+                    sdc += dy[c] * ht[c]
+                    sdb += lk * dl[c] * ur[c]
+                    slb[c] += lk * bt
+                    sda[c] += af[c] * x
+                    dAk[c] += dl[c] * x
+                    lk_row[c] = a * lk
+                dB_part[blk, t, kk] = sdb
+                dC_part[blk, t, kk] = sdc
+            dur = du[t, c0:c1]
+            ddr = ddelta[t, c0:c1]
+            for c in range(w):
+                dur[c] = dd[c] * dy[c] + dl[c] * slb[c]
+                ddl = (ur[c] * slb[c] + sda[c]) * _sigmoid(dr[c] + bb[c])
+                ddr[c] = ddl
+                dbr[c] += ddl
+            i, r = ip, rp
+
+
+def scan_forward(
+    u: np.ndarray, u0: int, delta: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray,
+    bias: np.ndarray, offsets: np.ndarray, reverse: bool, stride: int, out: np.ndarray, accumulate: bool,
+) -> None:  # fmt: skip
+    """``u (L, >= u0 + d)`` (columns ``u0 ..``), ``delta, out (L, d)``, ``A (d, n)``, ``B, C (L, n)``, ``D, bias (d,)``, ``offsets (S+1,)`` -> ``out``."""
+    log2e = np.asarray(1.4426950408889634, dtype=np.float64)
+    A2t = np.ascontiguousarray((A.astype(np.float64) * log2e).astype(u.dtype).T)
+    nblk = channel_blocks(delta.shape[1], len(offsets) - 1, numba.get_num_threads())
+    if A.shape[1] == 1:
+        par = np.ascontiguousarray(np.stack([bias, A2t[0], D]))
+        _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk, accumulate, out)
+        return
+    _scan_fwd_kernel(u, u0, delta, A2t, B, C, D, bias, offsets, reverse, stride, nblk, accumulate, out)
+
+
+def scan_backward(
+    u: np.ndarray, u0: int, delta: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray,
+    bias: np.ndarray, offsets: np.ndarray, reverse: bool, stride: int, dout: np.ndarray,
+) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Gradients ``(du, ddelta (L, d), dA (d, n), dB, dC (L, n), dD, dbias (d,))`` of :func:`scan_forward`."""
+    length, dim = delta.shape
+    n = A.shape[1]
+    nseg = len(offsets) - 1
+    nblk = channel_blocks(dim, nseg, numba.get_num_threads())
+    log2e = np.asarray(1.4426950408889634, dtype=np.float64)
+    A2t = np.ascontiguousarray((A.astype(np.float64) * log2e).astype(u.dtype).T)
+    At = np.ascontiguousarray(A.T.astype(u.dtype))
+    if n == 1:
+        return _scan_backward_n1(u, u0, delta, A, B, C, D, bias, offsets, reverse, stride, dout, nblk)
+    hs = np.empty((length, n, dim), dtype=u.dtype)
+    du = np.empty_like(delta)
+    ddelta = np.empty_like(delta)
+    dB_part = np.zeros((nblk, length, n), dtype=u.dtype)
+    dC_part = np.zeros((nblk, length, n), dtype=u.dtype)
+    dA_part = np.empty((nseg, n, dim), dtype=u.dtype)
+    dD_part = np.empty((nseg, dim), dtype=u.dtype)
+    dbias_part = np.empty((nseg, dim), dtype=u.dtype)
+    _scan_bwd_kernel(
+        u, u0, delta, At, A2t, B, C, D, bias, offsets, reverse, stride, nblk, dout,
+        hs, du, ddelta, dB_part, dC_part, dA_part, dD_part, dbias_part,
+    )  # fmt: skip
+    return (
+        du,
+        ddelta,
+        np.ascontiguousarray(dA_part.sum(0).T),
+        dB_part.sum(0),
+        dC_part.sum(0),
+        dD_part.sum(0),
+        dbias_part.sum(0),
+    )
+
+
+def _scan_backward_n1(u, u0, delta, A, B, C, D, bias, offsets, reverse, stride, dout, nblk):
+    length, dim = delta.shape
+    nseg = len(offsets) - 1
+    a = A[:, 0].astype(delta.dtype)
+    a2 = (A[:, 0].astype(np.float64) * 1.4426950408889634).astype(delta.dtype)
+    par = np.ascontiguousarray(np.stack([bias, a2, a, D]))
+    hs = np.empty((length, dim), dtype=delta.dtype)
+    du = np.empty_like(delta)
+    ddelta = np.empty_like(delta)
+    dB_part = np.zeros((nblk, length), dtype=delta.dtype)
+    dC_part = np.zeros((nblk, length), dtype=delta.dtype)
+    acc_part = np.empty((nseg, 4, dim), dtype=delta.dtype)
+    _scan_bwd_kernel_n1(
+        u,
+        u0,
+        delta,
+        par,
+        B,
+        C,
+        offsets,
+        reverse,
+        stride,
+        nblk,
+        dout,
+        hs,
+        du,
+        ddelta,
+        dB_part,
+        dC_part,
+        acc_part,
+    )
+    acc = acc_part.sum(0)
+    return (
+        du,
+        ddelta,
+        acc[3][:, None].copy(),
+        dB_part.sum(0)[:, None],
+        dC_part.sum(0)[:, None],
+        acc[1],
+        acc[2],
+    )
+
+
+def scan_forward_proj(
+    u: np.ndarray, u0: int, low: np.ndarray, proj: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray,
+    D: np.ndarray, bias: np.ndarray, offsets: np.ndarray, reverse: bool, stride: int, out: np.ndarray,
+    accumulate: bool,
+) -> None:  # fmt: skip
+    """:func:`scan_forward` with ``delta = low @ proj.T`` (``low (L, r)``, ``proj (d, r)``) for ``n == 1``."""
+    a2 = (A[:, 0].astype(np.float64) * 1.4426950408889634).astype(out.dtype)
+    par = np.ascontiguousarray(np.stack([bias, a2, D]))
+    nblk = channel_blocks(out.shape[1], len(offsets) - 1, numba.get_num_threads())
+    WT = np.ascontiguousarray(proj.T)
+    _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out)
