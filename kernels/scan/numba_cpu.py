@@ -142,7 +142,7 @@ def _sigmoid(x):
 
 @njit(inline="always", cache=True)
 def _strided_index(p, length, stride):
-    """Original index of position ``p`` of the strided order and its phase (meepo.md §5)."""
+    """Original index of position ``p`` of the strided order and its phase."""
     q = length // stride
     rem = length - q * stride
     long_part = rem * (q + 1)

@@ -18,7 +18,7 @@ def scan_order(
 ) -> Tensor:
     """Scan order of one sequence: ``pi (length,)`` int64, scan position ``p`` -> original index ``pi[p]``.
 
-    Strided order (meepo.md §5): phase ``r`` holds indices ``r, r+s, r+2s, ...``; it has ``m_r = ceil((L-r)/s)``
+    Strided order: phase ``r`` holds indices ``r, r+s, r+2s, ...``; it has ``m_r = ceil((L-r)/s)``
     tokens and starts at scan position ``P_r = sum_{q<r} m_q``. With ``L = q*s + rem`` the first ``rem`` phases
     have ``q+1`` tokens and the others ``q``. Reverse is the reversal of that sequence: ``pi_rs(p) = pi_s(L-1-p)``.
     """

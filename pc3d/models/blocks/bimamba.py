@@ -3,7 +3,7 @@
 The rows are gathered once into the block's serialization order (clouds stay in their segments,
 ``offsets`` unchanged). Every direction is then a scan order *of that sequence*, expressed as
 ``(reverse, stride)`` of the kernels: ``forward`` (serialized order), ``reverse``, ``strided``
-(0, s, 2s, ..., 1, 1+s, ... within each cloud, meepo.md §5) and ``strided-reverse``. Per direction the
+(0, s, 2s, ..., 1, 1+s, ... within each cloud) and ``strided-reverse``. Per direction the
 centred (non-causal) depthwise conv + SiLU runs along that order, zero-padded at cloud edges, and the
 SSM runs with its state reset at every cloud start. Both return rows in serialized order, so directions
 are summed without any permuted copy, and one gather at the end returns the rows to the caller's order.
