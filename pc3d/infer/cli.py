@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage(
             parser, f"--missing-intensity: expected a value in [0, 1], got {args.missing_intensity}"
         )
+    if not Path(args.ckpt).is_file():
+        return _usage(parser, f"--ckpt {args.ckpt}: no such file")
     if args.calib is not None and not Path(args.calib).is_file():
         return _usage(parser, f"--calib {args.calib}: no such file")
     try:
