@@ -116,17 +116,17 @@ def worker(kind: str, row: str, args: argparse.Namespace) -> dict:
         predictor = SegmentationPredictor(task, tile_points=tiles)
         dm = task.datamodule
 
-        def run():
+        def run(n: int) -> None:
+            c, rgb, nrm = coord[:n], color[:n], normal[:n]
             if row == "dataset path":
-                data = {"coord": coord, "color": color.astype(np.float32), "normal": normal,
-                        "segment": np.full(len(coord), -1, np.int64)}  # fmt: skip
+                data = {"coord": c, "color": rgb.astype(np.float32), "normal": nrm, "segment": np.full(n, -1)}
                 frags = SegTestPipeline(dm.seg_aug.grid_size, dm.test_views)(
-                    data, np.random.default_rng(0), {}
+                    data, np.random.default_rng(0), {"scene_id": "scan"}
                 )
                 with torch.no_grad():
                     task.module.vote(collate_fragments([frags]))
             else:
-                predictor.predict(coord, colors=color, normals=None if "normals" in row else normal)
+                predictor.predict(c, colors=rgb, normals=None if "normals" in row else nrm)
     else:
         from pc3d.data.batch import PointBatch
         from pc3d.data.kitti.dataset import frame_points
@@ -137,17 +137,17 @@ def worker(kind: str, row: str, args: argparse.Namespace) -> dict:
         predictor = DetectionPredictor(task)
         dm = task.datamodule
 
-        def run():
+        def run(n: int) -> None:
             if row == "dataset path":
                 sel = frame_points(
-                    pts, dm.common["point_range"], dm.common["num_points"], np.random.default_rng(0)
+                    pts[:n], dm.common["point_range"], dm.common["num_points"], np.random.default_rng(0)
                 )
                 with torch.no_grad():
                     task.module.predict_step(
                         PointBatch.collate([{"coord": sel[:, :3], "feat": sel[:, 3:4]}]), 0
                     )
             else:
-                predictor.predict(pts)
+                predictor.predict(pts[:n])
 
     run(20_000)  # warm-up: numba compilation and first-call allocations stay out of the numbers
     before = _rss()

@@ -59,6 +59,8 @@ def write_las(path: Path, coord, color=None, intensity=None) -> Path:
 
 def write_scannet_formats(folder: Path, a: dict[str, np.ndarray]) -> dict[str, Path]:
     """scene0000_00 as every format; returns name -> path. Every file holds colours."""
+    import open3d as o3d
+
     folder.mkdir(parents=True, exist_ok=True)
     c, rgb, n = a["coord"], a["color"], a["normal"]
     out = {
@@ -69,6 +71,10 @@ def write_scannet_formats(folder: Path, a: dict[str, np.ndarray]) -> dict[str, P
         "las": write_las(folder / "scan.las", c.astype(np.float64), rgb),
         "laz": write_las(folder / "scan.laz", c.astype(np.float64), rgb),
     }
+    legacy = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c.astype(np.float64)))
+    legacy.colors = o3d.utility.Vector3dVector(rgb / 255.0)
+    assert o3d.io.write_point_cloud(str(folder / "scan.pts"), legacy)
+    out["pts"] = folder / "scan.pts"
     np.save(folder / "cols9.npy", np.concatenate([c, rgb.astype(np.float32), n], 1))
     out["npy"] = folder / "cols9.npy"
     np.savez(folder / "arrays.npz", coord=c, color=rgb, normal=n)

@@ -28,7 +28,7 @@ def test_folder_of_every_format_gets_a_label_per_point(seg_ckpt, samples_dir, sc
     captured = capsys.readouterr()
     assert code == 1  # one bad file
     assert "broken.ply: FAILED:" in captured.err
-    assert "10 of 11 scan(s) done, 1 failed" in captured.out
+    assert "11 of 12 scan(s) done, 1 failed" in captured.out
     for path in formats.values():
         base = out / path.stem
         labels = np.load(base.parent / f"{base.name}.labels.npy")

@@ -19,6 +19,7 @@ COORD_TOL = {
     "txt": 1e-5,
     "ply_ascii_no_normals": 2e-5,
     "pcd_ascii": 2e-5,
+    "pts": 1e-6,
 }
 WITH_NORMALS = {"ply_binary", "pcd_binary", "npy", "npz", "txt"}
 
@@ -46,6 +47,7 @@ def formats(scene, tmp_path_factory):
         "npz",
         "xyz",
         "txt",
+        "pts",
     ],
 )
 def test_every_format_reads_back_points_colours_and_normals(formats, scene, name):
