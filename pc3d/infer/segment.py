@@ -130,9 +130,10 @@ class SegmentationPredictor:
             cloud = dataclasses.replace(cloud, color=np.full((cloud.num_points, 3), 128, np.uint8))
             notes.append("no colours: constant grey")
         if cloud.normal is None:
-            cloud = dataclasses.replace(cloud, normal=estimate_normals(cloud.coord, self.normal_radius))
+            normal = estimate_normals(cloud.coord - local_origin(cloud.coord), self.normal_radius)
+            cloud = dataclasses.replace(cloud, normal=normal)
             notes.append(f"normals estimated (radius {self.normal_radius:g} m)")
-        coord = cloud.coord.astype(np.float32)
+        coord = (cloud.coord - local_origin(cloud.coord)).astype(np.float32)
         color = cloud.color.astype(np.float32)
         tiles = xy_tiles(cloud.coord, self.tile_points, self.overlap)
         votes = np.zeros((cloud.num_points, len(self.class_names)), np.float32)
@@ -169,6 +170,17 @@ class SegmentationPredictor:
         batch = collate_fragments([frags]).to(self.device)
         (scene,) = self.module.vote(batch)
         return scene["probs"].float().cpu().numpy()
+
+
+def local_origin(coord: np.ndarray, limit: float = 1024.0) -> np.ndarray:
+    """An offset ``(3,)`` that brings georeferenced coordinates (e.g. UTM in LAS files) near 0
+    before they become float32: the centre rounded to a multiple of ``limit`` metres, or 0 when
+    every coordinate is already within ``limit`` of the origin (the model input is centred by the
+    pipeline either way, so the offset changes nothing but float32 rounding)."""
+    lo, hi = coord.min(0), coord.max(0)
+    if max(np.abs(lo).max(), np.abs(hi).max()) < limit:
+        return np.zeros(3)
+    return np.round((lo + hi) / 2.0 / limit) * limit
 
 
 def as_cloud(points, colors=None, normals=None, intensity=None) -> Cloud:

@@ -3,8 +3,8 @@
 For a scan whose outputs go to base ``<out>/<name>``:
 
 - segmentation: ``<name>.labels.npy`` (int64, one label per row of the input file, -1 for rows
-  dropped as NaN/inf), ``<name>.labels.ply`` (the points coloured by class, with an int ``label``
-  attribute; Open3D), ``<name>.json`` (class names, per-class point counts, notes);
+  dropped as NaN/inf), ``<name>.labels.ply`` (the points, float64 so georeferenced coordinates
+  keep their precision, coloured by class, with an int ``label`` attribute; Open3D), ``<name>.json`` (class names, per-class point counts, notes);
 - detection: ``<name>.json`` (LiDAR-frame boxes with class and score) and, when the calibration
   is known, the KITTI result file ``<out>/kitti/<name>.txt``;
 - ``--render``: ``<name>.png`` (pc3d-viz headless renderer).
@@ -62,7 +62,7 @@ def write_segmentation(base: Path, cloud: Cloud, result: Segmentation) -> list[P
     )
     kept = labels[cloud.row_index()]
     pcd = o3d.t.geometry.PointCloud()
-    pcd.point.positions = o3d.core.Tensor(np.ascontiguousarray(cloud.coord, dtype=np.float32))
+    pcd.point.positions = o3d.core.Tensor(np.ascontiguousarray(cloud.coord, dtype=np.float64))
     pcd.point.colors = o3d.core.Tensor(label_colors(kept, result.class_names))
     pcd.point.label = o3d.core.Tensor(kept.astype(np.int32)[:, None])
 
@@ -134,13 +134,16 @@ def render_result(
 ) -> Path:
     """``<base>.png``: the scan coloured by predicted class (segmentation) or with the predicted
     boxes of score >= ``min_score`` (detection), through :func:`pc3d.viz.render.render_png`."""
+    from pc3d.infer.segment import local_origin
     from pc3d.viz.render import render_png
     from pc3d.viz.scene import Scene
+
+    coord = (cloud.coord - local_origin(cloud.coord)).astype(np.float32)
 
     if isinstance(result, Segmentation):
         scene = Scene(
             name=base.name,
-            coord=cloud.coord.astype(np.float32),
+            coord=coord,
             color=cloud.color,
             pred=np.asarray(result.labels)[cloud.row_index()],
             class_names=tuple(result.class_names),
@@ -152,7 +155,7 @@ def render_result(
         keep = result.scores >= min_score
         scene = Scene(
             name=base.name,
-            coord=cloud.coord.astype(np.float32),
+            coord=coord,
             boxes_pred=result.boxes[keep],
             scores_pred=result.scores[keep],
             labels_pred=result.labels[keep],

@@ -76,3 +76,12 @@ def test_missing_colour_is_an_error_or_grey(model, scene):
 def test_bad_points_array(model):
     with pytest.raises(InputError, match=r"expected an \(N, 3\) array"):
         model.predict(np.zeros((5, 2)))
+
+
+def test_georeferenced_coordinates_keep_their_precision(model, scene):
+    coord, color, normal = (scene[k][::8] for k in ("coord", "color", "normal"))
+    local = model.predict(coord, colors=color, normals=normal)
+    utm = model.predict(
+        coord.astype(np.float64) + [512_345.0, 5_401_234.0, 250.0], colors=color, normals=normal
+    )
+    assert (utm.labels == local.labels).mean() > 0.99
