@@ -85,3 +85,14 @@ def test_georeferenced_coordinates_keep_their_precision(model, scene):
         coord.astype(np.float64) + [512_345.0, 5_401_234.0, 250.0], colors=color, normals=normal
     )
     assert (utm.labels == local.labels).mean() > 0.99
+
+
+def test_checkpoint_rebuilds_its_network(seg_ckpt):
+    from pc3d.models.meepo import MEEPO
+    from pc3d.tasks.segmentation import SegmentationModule
+
+    hp = torch.load(seg_ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hp["model"]["class_path"] == "pc3d.models.meepo.MEEPO"
+    assert hp["model"]["init_args"]["enc_channels"] == [8, 16]
+    module = SegmentationModule.load_from_checkpoint(seg_ckpt, map_location="cpu", weights_only=True)
+    assert isinstance(module.model, MEEPO)
