@@ -128,3 +128,43 @@ def _field(value, name: str, dtype, width: int, source: str) -> np.ndarray | Non
     if arr.ndim != 2 or arr.shape[1] != width:
         raise InputError(f"{source}: {name}: expected ({'N'}, {width}), got {arr.shape}")
     return arr
+
+
+def local_origin(coord: np.ndarray, limit: float = 1024.0) -> np.ndarray:
+    """An offset ``(3,)`` that brings georeferenced coordinates (e.g. UTM in LAS files) near 0
+    before they become float32: the centre rounded to a multiple of ``limit`` metres, or 0 when
+    every coordinate is already within ``limit`` of the origin (the model input is centred by the
+    pipeline either way, so the offset changes nothing but float32 rounding)."""
+    lo, hi = coord.min(0), coord.max(0)
+    if max(np.abs(lo).max(), np.abs(hi).max()) < limit:
+        return np.zeros(3)
+    return np.round((lo + hi) / 2.0 / limit) * limit
+
+
+def as_cloud(points, colors=None, normals=None, intensity=None) -> Cloud:
+    """A finite :class:`Cloud` (rows with NaN/inf dropped, with a warning) from arrays or a Cloud."""
+    if isinstance(points, Cloud):
+        cloud = points
+        if colors is not None or normals is not None or intensity is not None:
+            cloud = dataclasses.replace(
+                cloud,
+                color=colors if colors is not None else cloud.color,
+                normal=normals if normals is not None else cloud.normal,
+                intensity=intensity if intensity is not None else cloud.intensity,
+            )
+        return cloud.finite()
+    pts = _points(points)
+    if intensity is None and pts.shape[1] == 4:
+        intensity = pts[:, 3]
+    return Cloud(
+        coord=pts[:, :3], color=colors, normal=normals, intensity=intensity, source="points"
+    ).finite()
+
+
+def _points(points) -> np.ndarray:
+    if hasattr(points, "detach"):
+        points = points.detach().cpu().numpy()
+    arr = np.asarray(points)
+    if arr.ndim != 2 or arr.shape[1] < 3:
+        raise InputError(f"points: expected an (N, 3) array, got shape {arr.shape}")
+    return arr

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from pc3d.infer.checkpoint import TrainedTask
-from pc3d.infer.cloud import Cloud, InputError
-from pc3d.infer.segment import as_cloud
+from pc3d.infer.cloud import Cloud, InputError, as_cloud
 
 
 @dataclasses.dataclass

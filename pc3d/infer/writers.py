@@ -134,7 +134,7 @@ def render_result(
 ) -> Path:
     """``<base>.png``: the scan coloured by predicted class (segmentation) or with the predicted
     boxes of score >= ``min_score`` (detection), through :func:`pc3d.viz.render.render_png`."""
-    from pc3d.infer.segment import local_origin
+    from pc3d.infer.cloud import local_origin
     from pc3d.viz.render import render_png
     from pc3d.viz.scene import Scene
 
