@@ -23,6 +23,7 @@ once on the whole scan. Peak memory is the process RSS sampled every 5 ms during
 minus the RSS before it.
 
     python tools/bench_infer.py [--threads 2] [--tile-points 400000] [--rows seg,det]
+        [--seg-rows "dataset path,pc3d infer"]
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--tile-points", type=int, default=400_000, help="tile size of the pc3d infer row")
     p.add_argument("--rows", default="seg,det", help="which tables: seg, det or both")
+    p.add_argument(
+        "--seg-rows", help="rows of the seg table, comma separated (default: all; 'dataset path' first)"
+    )
     p.add_argument("--samples", default=os.environ.get("PC3D_SAMPLES", "../shared/data"))
     p.add_argument("--worker", nargs=2, metavar=("KIND", "ROW"), help=argparse.SUPPRESS)
     return p
@@ -197,26 +201,33 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(args.samples) / "scannet").is_dir():
         print(f"bench_infer.py: --samples {args.samples}: no scannet/ sample folder", file=sys.stderr)
         return 2
-    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), threads {args.threads}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), threads {args.threads}", flush=True)
+    seg_rows = [r.strip() for r in args.seg_rows.split(",")] if args.seg_rows else list(ROWS["seg"])
+    unknown = [r for r in seg_rows if r not in ROWS["seg"]]
+    if unknown or seg_rows[:1] != ["dataset path"]:
+        print(f"bench_infer.py: --seg-rows: start with 'dataset path', then some of {list(ROWS['seg'][1:])}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for kind in kinds:
-        results = []
-        for row in ROWS[kind]:
+        model = "MEEPO (meepo_demo.yaml)" if kind == "seg" else "Pointformer (pointformer_demo_kitti.yaml)"
+        base = None
+        for row in seg_rows if kind == "seg" else ROWS[kind]:
             cmd = [sys.executable, __file__, "--worker", kind, row, "--threads", str(args.threads),
                    "--tile-points", str(args.tile_points), "--samples", str(args.samples)]  # fmt: skip
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 print(f"{kind} / {row}: failed\n{res.stderr[-2000:]}", file=sys.stderr)
                 return 1
-            results.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        base = results[0]
-        model = "MEEPO (meepo_demo.yaml)" if kind == "seg" else "Pointformer (pointformer_demo_kitti.yaml)"
-        print(f"\n{model}, {base['points']:,} points")
-        print("| path | s | points/s | peak mem GB | time vs dataset path | memory vs dataset path |")
-        print("|---|---|---|---|---|---|")
-        for r in results:
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            if base is None:
+                base = r
+                print(f"\n{model}, {base['points']:,} points")
+                print("| path | s | points/s | peak mem GB | time vs dataset path | memory vs dataset path |")
+                print("|---|---|---|---|---|---|")
             print(
                 f"| {r['row']} | {r['seconds']:.1f} | {r['points'] / r['seconds']:,.0f} | {r['peak_gb']:.2f} | "
-                f"{r['seconds'] / base['seconds']:.2f}x | {r['peak_gb'] / max(base['peak_gb'], 1e-9):.2f}x |"
+                f"{r['seconds'] / base['seconds']:.2f}x | {r['peak_gb'] / max(base['peak_gb'], 1e-9):.2f}x |",
+                flush=True,
             )
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")
     return 0
