@@ -8,3 +8,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``pc3d.load_model`` without importing torch and Lightning at ``import pc3d``
+    if name == "load_model":
+        from pc3d.infer.api import load_model
+
+        return load_model
+    raise AttributeError(f"module 'pc3d' has no attribute {name!r}")

@@ -6,6 +6,7 @@ Model and datamodule are chosen by ``class_path`` in the config (subclass mode),
     pc3d test -c meepo_demo.yaml --ckpt_path last
     pc3d fit -c meepo_demo.yaml --checkpoint_every_n_steps 500 --ckpt_path last   # resume; save every 500 steps
     pc3d demo                      # the main job end to end on synthetic data (see pc3d.demo)
+    pc3d infer --ckpt last.ckpt scan.ply --out pred/   # your own scans (see pc3d.infer.cli)
 
 A config given by bare file name that does not exist on disk is looked up among the configs
 shipped in the package (``pc3d.configs``), so built-in configs need no path.
@@ -234,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         from pc3d.demo import main as demo_main
 
         return demo_main(raw[1:])
+    if raw[:1] == ["infer"]:
+        from pc3d.infer.cli import main as infer_main
+
+        return infer_main(raw[1:])
     try:
         args = resolve_config_args(raw)
     except FileNotFoundError as err:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pc3d.data.batch import PointBatch
 from pc3d.metrics.detection_indoor import IndoorDetectionMAP
+from pc3d.tasks.hparams import save_task_hyperparameters
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -116,7 +117,7 @@ class DetectionModule(L.LightningModule):
         for attr in ("loss", "predict"):
             if not callable(getattr(model, attr, None)):
                 raise ValueError(f"model: {type(model).__name__} has no {attr}(out, batch) method")
-        self.save_hyperparameters(ignore=["model"])
+        save_task_hyperparameters(self)
         self.model = model
         num_classes = getattr(model, "num_classes", None)
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:

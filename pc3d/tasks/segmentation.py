@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from pc3d.data.batch import PointBatch, offsets_from_counts
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
 from pc3d.models.losses.lovasz import lovasz_softmax
+from pc3d.tasks.hparams import save_task_hyperparameters
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 SCHEDULES = ("onecycle", "cosine", "none")
@@ -105,7 +106,7 @@ class SegmentationModule(L.LightningModule):
                 "tta_rotations/tta_scales: need at least one value; test_clouds_per_forward >= 1"
             )
         re.compile(block_lr_pattern)
-        self.save_hyperparameters(ignore=["model"])
+        save_task_hyperparameters(self)
         self.model = model
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None

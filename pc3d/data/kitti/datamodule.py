@@ -67,6 +67,7 @@ class KittiDataModule(L.LightningDataModule):
         multiprocessing_context: str | None = "forkserver",
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()  # checkpoints carry the test-time pipeline (pc3d.load_model)
         self.multiprocessing_context = multiprocessing_context
         self.root = Path(root)
         self.classes = list(classes)

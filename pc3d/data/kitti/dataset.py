@@ -17,6 +17,24 @@ from pc3d.data.kitti.targets import point_targets
 DEFAULT_POINT_RANGE = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)
 
 
+def frame_points(
+    points: np.ndarray,
+    point_range: Sequence[float],
+    num_points: int,
+    rng: np.random.Generator,
+    shuffle: bool = False,
+) -> np.ndarray:
+    """The model input of one (FOV-reduced) frame: the points ``(N, 4)`` inside ``point_range``,
+    sampled to ``num_points`` (:func:`~pc3d.data.kitti.augment.sample_points`), shuffled on request.
+    Returns ``(num_points, 4)`` (all points in range when ``num_points <= 0``)."""
+    pm, _ = aug.range_masks(points, np.zeros((0, 7)), point_range)
+    points = points[pm]
+    idx = aug.sample_points(points, num_points, rng)
+    if shuffle:
+        idx = rng.permutation(idx)
+    return points[idx]
+
+
 class KittiDataset(Dataset):
     """One preprocessed KITTI split. Items are dicts for :meth:`PointBatch.collate`.
 
@@ -105,12 +123,11 @@ class KittiDataset(Dataset):
             points, boxes = aug.global_scaling(points, boxes, rng.uniform(*self.scaling))
         keep = np.isin(names, self.classes)
         boxes, names = boxes[keep], names[keep]
-        pm, bm = aug.range_masks(points, boxes, self.point_range)
-        points, boxes, names = points[pm], boxes[bm], names[bm]
-        idx = aug.sample_points(points, self.num_points, rng)
-        if self.training and self.shuffle_points:
-            idx = rng.permutation(idx)
-        points = points[idx]
+        _, bm = aug.range_masks(points[:0], boxes, self.point_range)
+        boxes, names = boxes[bm], names[bm]
+        points = frame_points(
+            points, self.point_range, self.num_points, rng, shuffle=self.training and self.shuffle_points
+        )
         fg, box_index = point_targets(points, boxes)
         labels = np.asarray([self.classes.index(n) for n in names], dtype=np.int64)
         calib = info["calib"]

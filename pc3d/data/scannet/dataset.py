@@ -62,6 +62,55 @@ def resolve_scenes(root: str | Path, split: str | Sequence[str], max_scenes: int
     return scenes
 
 
+def seg_sample(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """A transformed segmentation scene as a :meth:`PointBatch.collate` sample: ``feat (n, 6)`` =
+    colour (as normalised by the pipeline) then normal; ``point`` holds ``segment``, ``grid_coord``
+    and, for test fragments, ``index``."""
+    point = {"segment": data["segment"], "grid_coord": data["grid_coord"]}
+    if "index" in data:
+        point["index"] = data["index"]
+    feat = np.concatenate([data["color"], data["normal"]], axis=1).astype(np.float32)
+    return {"coord": data["coord"].astype(np.float32), "feat": feat, "point": point, "meta": meta}
+
+
+class SegTestPipeline:
+    """The segmentation test-time pipeline of one whole scene (see :class:`ScanNetDataModule`).
+
+    Called on a raw scene dict (``coord (N, 3)``, ``color (N, 3)`` float32 0..255, ``normal (N, 3)``,
+    ``segment (N,)`` int64, -1 when unknown) it applies :func:`seg_test_pre_pipeline`, each view of
+    ``test_views``, GridSample test fragments of ``grid_size`` and a final CenterShift, and returns
+    the fragment samples; ``meta`` of each gets ``fragment``, ``num_fragments``, ``view`` and
+    ``num_points`` (N), the first one also ``origin_coord``/``origin_color``/``origin_segment``.
+    """
+
+    def __init__(self, grid_size: float, test_views: str = "single"):
+        self.grid_size = float(grid_size)
+        self.pre = seg_test_pre_pipeline()
+        self.views = seg_test_views(test_views)
+        self.fragmenter = GridSample(self.grid_size, mode="test")
+        self.post = CenterShift(apply_z=False)
+
+    def __call__(
+        self, data: dict[str, Any], rng: np.random.Generator, meta: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        n = data["coord"].shape[0]
+        origin = {
+            "origin_coord": torch.from_numpy(np.asarray(data["coord"])),
+            "origin_color": torch.from_numpy(np.asarray(data["color"]).astype(np.uint8)),
+            "origin_segment": torch.from_numpy(np.asarray(data["segment"])),
+        }
+        data = self.pre(data, rng)
+        frags = []
+        for v, view in enumerate(self.views):
+            for f in self.fragmenter.fragments(view({k: x for k, x in data.items()}, rng)):
+                frags.append((v, f))
+        out = []
+        for i, (v, f) in enumerate(frags):
+            m = {**meta, "fragment": i, "num_fragments": len(frags), "view": v, "num_points": n}
+            out.append(seg_sample(self.post(f, rng), {**m, **(origin if i == 0 else {})}))
+        return out
+
+
 class ScanNetDataset(Dataset):
     """One ScanNet split for segmentation (``task="seg"``) or detection (``task="det"``).
 
@@ -110,10 +159,7 @@ class ScanNetDataset(Dataset):
             elif stage == "val":
                 self.transform = seg_val_pipeline(self.seg_aug.grid_size)
             else:
-                self.transform = seg_test_pre_pipeline()
-                self.views = seg_test_views(test_views)
-                self.fragmenter = GridSample(self.seg_aug.grid_size, mode="test")
-                self.post = CenterShift(apply_z=False)
+                self.test_pipeline = SegTestPipeline(self.seg_aug.grid_size, test_views)
         elif stage == "train":
             self.transform = det_train_pipeline(self.det_aug, self.mean_sizes)
         else:
@@ -166,22 +212,7 @@ class ScanNetDataset(Dataset):
         if self.task == "det":
             return self._det_sample(self.transform(data, rng), meta)
         if self.stage == "test":
-            n = data["coord"].shape[0]
-            origin = {
-                "origin_coord": torch.from_numpy(data["coord"]),
-                "origin_color": torch.from_numpy(data["color"].astype(np.uint8)),
-                "origin_segment": torch.from_numpy(data["segment"]),
-            }
-            data = self.transform(data, rng)
-            frags = []
-            for v, view in enumerate(self.views):
-                for f in self.fragmenter.fragments(view({k: x for k, x in data.items()}, rng)):
-                    frags.append((v, f))
-            out = []
-            for i, (v, f) in enumerate(frags):
-                m = {**meta, "fragment": i, "num_fragments": len(frags), "view": v, "num_points": n}
-                out.append(self._seg_sample(self.post(f, rng), {**m, **(origin if i == 0 else {})}))
-            return out
+            return self.test_pipeline(data, rng, meta)
         n = data["coord"].shape[0]
         origin_segment = data["segment"]
         data = self.transform(data, rng)
@@ -191,15 +222,7 @@ class ScanNetDataset(Dataset):
                 inverse=torch.from_numpy(data.pop("inverse")),
                 origin_segment=torch.from_numpy(origin_segment),
             )
-        return self._seg_sample(data, meta)
-
-    @staticmethod
-    def _seg_sample(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-        point = {"segment": data["segment"], "grid_coord": data["grid_coord"]}
-        if "index" in data:
-            point["index"] = data["index"]
-        feat = np.concatenate([data["color"], data["normal"]], axis=1).astype(np.float32)
-        return {"coord": data["coord"].astype(np.float32), "feat": feat, "point": point, "meta": meta}
+        return seg_sample(data, meta)
 
     def _det_sample(self, data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         feats = [data["height"][:, None]]

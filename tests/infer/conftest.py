@@ -1,0 +1,99 @@
+"""Tiny checkpoints written by the real ``pc3d fit`` path from the real sample scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_MEEPO = [
+    "--model.init_args.model.init_args.enc_depths=[1, 1]",
+    "--model.init_args.model.init_args.enc_channels=[8, 16]",
+    "--model.init_args.model.init_args.dec_depths=[1]",
+    "--model.init_args.model.init_args.dec_channels=[8]",
+    "--model.init_args.model.init_args.strides=[2]",
+    "--model.init_args.model.init_args.grid_size=0.1",
+    "--data.init_args.grid_size=0.1",
+    "--data.init_args.sphere_crop_points=4000",
+    "--model.init_args.print_class_table=false",
+]
+QUICK_FIT = [
+    "--trainer.max_steps=2",
+    "--trainer.logger=false",
+    "--trainer.callbacks=[]",
+    "--trainer.num_sanity_val_steps=0",
+    "--trainer.limit_val_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def _fit(config: str, root: Path, run_dir: Path, extra: list[str]) -> Path:
+    from pc3d.cli import PC3DCLI, resolve_config
+
+    PC3DCLI(
+        args=[
+            "fit",
+            "-c",
+            resolve_config(config),
+            f"--data.init_args.root={root}",
+            f"--trainer.default_root_dir={run_dir}",
+            *QUICK_FIT,
+            *extra,
+        ]
+    )
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def scannet_data(samples_dir, tmp_path_factory) -> Path:
+    """scene0000_00 preprocessed by ``pc3d-data scannet``."""
+    from pc3d.tools.data_cli import main as data_main
+
+    out = tmp_path_factory.mktemp("infer_scannet")
+    raw = samples_dir / "scannet"
+    code = data_main(
+        ["scannet", "--raw", str(raw / "scans"), "--meta", str(raw / "meta"), "--out", str(out),
+         "--workers", "1", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def seg_ckpt(scannet_data, tmp_path_factory) -> Path:
+    """A tiny MEEPO (meepo_demo.yaml, 10 cm voxels) after two training steps on scene0000_00."""
+    run_dir = tmp_path_factory.mktemp("infer_seg_run")
+    return _fit(
+        "meepo_demo.yaml", scannet_data, run_dir, ["--data.init_args.val_split=[scene0000_00]", *TINY_MEEPO]
+    )
+
+
+@pytest.fixture(scope="session")
+def kitti_data(samples_dir, tmp_path_factory) -> Path:
+    """The two KITTI sample frames preprocessed by ``pc3d-data kitti``."""
+    from pc3d.tools.data_cli import main as data_main
+
+    out = tmp_path_factory.mktemp("infer_kitti")
+    code = data_main(["kitti", "--root", str(samples_dir / "kitti"), "--out", str(out), "--workers", "0",
+                      "--no-progress"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def det_ckpt(kitti_data, tmp_path_factory) -> Path:
+    """The Pointformer KITTI demo model (1024 points per frame) after two training steps."""
+    run_dir = tmp_path_factory.mktemp("infer_det_run")
+    return _fit(
+        "pointformer_demo_kitti.yaml",
+        kitti_data,
+        run_dir,
+        [
+            "--data.init_args.num_points=1024",
+            "--data.init_args.batch_size=1",
+            "--data.init_args.gt_sampling=false",
+        ],
+    )
