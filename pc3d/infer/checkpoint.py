@@ -14,11 +14,8 @@ from typing import Any
 
 import lightning as L
 
+from pc3d.checkpoint import CheckpointError, load_checkpoint
 from pc3d.infer.cloud import InputError
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used for inference; the message names the file."""
 
 
 @dataclasses.dataclass
@@ -29,27 +26,6 @@ class TrainedTask:
     module: L.LightningModule
     datamodule: L.LightningDataModule
     path: Path
-
-
-def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
-    """The checkpoint dict of ``path``, loaded with ``weights_only=True``.
-
-    Raises:
-        CheckpointError: missing, unreadable or not a Lightning checkpoint.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"--ckpt {path}: no such file")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"--ckpt {path}: cannot read checkpoint ({first[:300]})") from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"--ckpt {path}: not a Lightning checkpoint (no 'state_dict')")
-    return ckpt
 
 
 def _instantiate(base: type, hparams: dict[str, Any], what: str, path: Path) -> Any:
@@ -76,7 +52,7 @@ def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTas
             by an older pc3d, or by a task built in Python), or its weights do not fit.
     """
     path = Path(path)
-    ckpt = read_checkpoint(path, map_location)
+    ckpt = load_checkpoint(path, map_location)
     hp = ckpt.get("hyper_parameters") or {}
     dhp = ckpt.get("datamodule_hyper_parameters") or {}
     if "_class_path" not in hp or not isinstance(hp.get("model"), dict):
@@ -103,4 +79,4 @@ def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTas
     return TrainedTask(module=module, datamodule=datamodule, path=path)
 
 
-__all__ = ["CheckpointError", "InputError", "TrainedTask", "load_trained_task", "read_checkpoint"]
+__all__ = ["CheckpointError", "InputError", "TrainedTask", "load_trained_task"]
