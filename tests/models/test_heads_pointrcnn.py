@@ -324,9 +324,9 @@ def test_overfit_real_kitti_frame_recovers_car(samples_dir, tmp_path, one_thread
 def test_two_stage_outputs_match_plain_set_abstraction(monkeypatch):
     """The detector's eval outputs with the factored, de-duplicated, chunked SetAbstraction equal those of
     the textbook PointNet++ formulation (tests/models/test_set_abstraction.py's reference)."""
-    from pc3d.models.pointformer_layers import set_abstraction as sa_mod
-
     from test_set_abstraction import reference  # tests/models is on sys.path (rootdir-less test modules)
+
+    from pc3d.models.pointformer_layers import set_abstraction as sa_mod
 
     torch.manual_seed(0)
     det = tiny().eval()
