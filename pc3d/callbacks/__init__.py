@@ -1,5 +1,6 @@
 """Lightning callbacks shared by the tasks."""
 
 from pc3d.callbacks.prediction_writer import PredictionWriter
+from pc3d.callbacks.time_left import TimeLeft
 
-__all__ = ["PredictionWriter"]
+__all__ = ["PredictionWriter", "TimeLeft"]
