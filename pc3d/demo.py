@@ -69,7 +69,12 @@ def _lightning(subcommand: str, config: str, overrides: list[str], extra_config:
         extra.write_text(yaml.safe_dump(extra_config))
         args += ["-c", str(extra)]
     print("    $ pc3d " + " ".join(args + overrides), flush=True)
-    return PC3DCLI(args=args + overrides)
+    argv = sys.argv
+    sys.argv = argv[:1]  # the demo's own arguments are not the CLI's (LightningCLI warns about both)
+    try:
+        return PC3DCLI(args=args + overrides)
+    finally:
+        sys.argv = argv
 
 
 def _metrics(cli: Any) -> dict[str, float]:
