@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -200,6 +201,20 @@ def _score(text: str) -> float:
     return value
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def thread_environment(threads: int | None, environ: dict[str, str]) -> dict[str, str] | None:
+    """The environment to re-run the demo in so that every thread pool (torch, OpenMP, MKL, numba)
+    has ``threads`` threads; ``None`` when ``environ`` already says so (or ``threads`` is ``None``).
+
+    The pools size themselves when their library loads, before the demo parses its arguments.
+    """
+    if threads is None or all(environ.get(v) == str(threads) for v in THREAD_VARIABLES):
+        return None
+    return {**environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch and numba threads (``None``: keep torch's default); return the count."""
     import numba
@@ -256,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="torch and numba threads (default: torch's default, one per core); the metrics depend on "
-        "the seed and the thread count only",
+        help="threads of torch, OpenMP, MKL and numba (default: their defaults, one per core); with "
+        "--threads 1 two runs give identical metrics",
     )
     parser.add_argument(
         "--min-score",
@@ -278,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env = thread_environment(args.threads, dict(os.environ))
+    if env is not None:  # same process, every thread pool sized from the start
+        argv = sys.argv[1:] if argv is None else list(argv)
+        os.execve(sys.executable, [sys.executable, "-m", "pc3d.demo", *argv], env)
     work: Path = args.workdir.resolve()
     raw, data = work / "raw", work / "data"
     start = time.perf_counter()

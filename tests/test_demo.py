@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from pc3d.callbacks.time_left import TimeLeft, format_duration
-from pc3d.demo import StageClock, budget_overrides, build_parser, headline_metrics
+from pc3d.demo import (
+    THREAD_VARIABLES,
+    StageClock,
+    budget_overrides,
+    build_parser,
+    headline_metrics,
+    thread_environment,
+)
 
 BIN = Path(sys.executable).parent
 STAGES = ("synthetic raw data", "preprocessing with pc3d-data") + tuple(
@@ -32,6 +39,13 @@ def test_headline_metrics_and_budgets():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--seg-steps", "0"])
     assert "--trainer.max_time" not in " ".join(budget_overrides(7))
+
+
+def test_thread_environment_sizes_every_pool():
+    assert thread_environment(None, {"PATH": "/bin"}) is None
+    env = thread_environment(1, {"PATH": "/bin", "OMP_NUM_THREADS": "4"})
+    assert env == {"PATH": "/bin", **dict.fromkeys(THREAD_VARIABLES, "1")}
+    assert thread_environment(1, env) is None  # already re-run with it: no second re-run
 
 
 def test_time_left_and_stage_table():
