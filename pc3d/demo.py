@@ -169,7 +169,7 @@ MIN_SCORE = 0.5
 
 #: Training budgets of the main job, in optimizer steps (the learning-rate schedules anneal over them).
 SEG_STEPS = 450
-DET_STEPS = 350
+DET_STEPS = 520
 
 HEADLINE = ("test/mIoU", "test/mAcc", "test/allAcc", "test/map_25", "test/map_50")
 
