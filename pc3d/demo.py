@@ -115,16 +115,17 @@ def run_task(
     """
     run_dir = work / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    common = [f"--data.init_args.root={data_root}", f"--trainer.default_root_dir={run_dir}", *overrides]
+    common = [f"--data.init_args.root={data_root}", f"--trainer.default_root_dir={run_dir}"]
 
     progress = ["--trainer.callbacks+=pc3d.callbacks.TimeLeft", f"--trainer.callbacks.label={name} fit"]
     with clock.stage(f"{name}: pc3d fit"):
-        fit = _lightning("fit", config, [*common, *budget_overrides(steps), *progress], None, run_dir)
+        fit_args = [*common, *budget_overrides(steps), *progress, *overrides]  # the user's come last
+        fit = _lightning("fit", config, fit_args, None, run_dir)
         ckpt = _checkpoint(fit)
         print(f"    {fit.trainer.global_step} optimizer steps", flush=True)
 
     with clock.stage(f"{name}: pc3d test"):
-        test = _lightning("test", config, [*common, f"--ckpt_path={ckpt}"], None, run_dir)
+        test = _lightning("test", config, [*common, f"--ckpt_path={ckpt}", *overrides], None, run_dir)
         metrics = _metrics(test)
 
     with clock.stage(f"{name}: pc3d predict"):
@@ -140,7 +141,12 @@ def run_task(
                 "logger": False,
             }
         }
-        predict_args = [*common, f"--ckpt_path={ckpt}", f"--trainer.limit_predict_batches={predict_batches}"]
+        predict_args = [
+            *common,
+            f"--ckpt_path={ckpt}",
+            f"--trainer.limit_predict_batches={predict_batches}",
+            *overrides,
+        ]
         _lightning("predict", config, predict_args, writer, run_dir)
     return metrics, pred_dir / "npz"
 
@@ -286,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ARG",
-        help="extra LightningCLI argument for every run, e.g. --override=--trainer.max_epochs=2",
+        help="extra LightningCLI argument for every run, after the demo's own, e.g. "
+        "--override=--trainer.max_time=00:00:10:00 (a wall-clock limit on top of the step budget)",
     )
     return parser
 
