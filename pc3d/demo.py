@@ -7,28 +7,49 @@
 5. Predicts on the test split (npz, ScanNet label files, KITTI result files) and renders
    prediction-vs-ground-truth pictures with the headless visualizer.
 
-Everything lands under ``--workdir`` (default ``./pc3d_demo``); re-running reuses the data.
+Everything lands under ``--workdir`` (default ``./pc3d_demo``); re-running reuses the data. The
+training budgets are optimizer steps (``--seg-steps``/``--det-steps``), so with
+the same seed and thread count every machine prints the same metrics; only the time differs. Each
+fit prints its progress with an estimate of the time left, and the demo ends with the time of every
+stage and the headline metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-def _step(title: str) -> float:
-    print(f"\n=== pc3d demo: {title}", flush=True)
-    return time.perf_counter()
+from pc3d.callbacks.time_left import format_duration
 
 
-def _done(t0: float) -> None:
-    print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
+class StageClock:
+    """Times the demo's stages: prints a header when one starts and its time when it ends."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[str, float]] = []
+
+    @contextmanager
+    def stage(self, title: str) -> Iterator[None]:
+        print(f"\n=== pc3d demo: {title}", flush=True)
+        t0 = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - t0
+        self.times.append((title, seconds))
+        print(f"    ({format_duration(seconds)})", flush=True)
+
+    def table(self) -> list[str]:
+        """One line per stage, ``title  time``, aligned."""
+        width = max((len(t) for t, _ in self.times), default=0)
+        return [f"  {t:<{width}}  {format_duration(sec):>9}" for t, sec in self.times]
 
 
 def _data_cli(args: list[str]) -> None:
@@ -49,7 +70,12 @@ def _lightning(subcommand: str, config: str, overrides: list[str], extra_config:
         extra.write_text(yaml.safe_dump(extra_config))
         args += ["-c", str(extra)]
     print("    $ pc3d " + " ".join(args + overrides), flush=True)
-    return PC3DCLI(args=args + overrides)
+    argv = sys.argv
+    sys.argv = argv[:1]  # the demo's own arguments are not the CLI's (LightningCLI warns about both)
+    try:
+        return PC3DCLI(args=args + overrides)
+    finally:
+        sys.argv = argv
 
 
 def _metrics(cli: Any) -> dict[str, float]:
@@ -66,9 +92,10 @@ def _checkpoint(cli: Any) -> str:
     return path
 
 
-def _max_time(minutes: float) -> str:
-    seconds = max(int(minutes * 60), 1)
-    return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def budget_overrides(steps: int) -> list[str]:
+    """LightningCLI arguments that make ``steps`` optimizer steps the fit's budget, without validation
+    (the test that follows scores the same split)."""
+    return [f"--trainer.max_steps={steps}", "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0"]
 
 
 def run_task(
@@ -78,58 +105,77 @@ def run_task(
     work: Path,
     formats: list[str],
     overrides: list[str],
-    fit_minutes: float,
+    steps: int,
     predict_batches: int,
+    clock: StageClock,
 ) -> tuple[dict[str, float], Path]:
-    """fit (at most ``fit_minutes``) → test → predict one demo config; return the test metrics and npz folder."""
+    """fit (``steps`` optimizer steps) → test → predict one demo config.
+
+    Returns the test metrics and the folder of the npz predictions.
+    """
     run_dir = work / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    common = [f"--data.init_args.root={data_root}", f"--trainer.default_root_dir={run_dir}", *overrides]
+    common = [f"--data.init_args.root={data_root}", f"--trainer.default_root_dir={run_dir}"]
 
-    t0 = _step(f"{name}: pc3d fit (at most {fit_minutes:g} min)")
-    fit = _lightning("fit", config, [*common, f"--trainer.max_time={_max_time(fit_minutes)}"], None, run_dir)
-    ckpt = _checkpoint(fit)
-    _done(t0)
+    progress = ["--trainer.callbacks+=pc3d.callbacks.TimeLeft", f"--trainer.callbacks.label={name} fit"]
+    with clock.stage(f"{name}: pc3d fit"):
+        fit_args = [*common, *budget_overrides(steps), *progress, *overrides]  # the user's come last
+        fit = _lightning("fit", config, fit_args, None, run_dir)
+        ckpt = _checkpoint(fit)
+        print(f"    {fit.trainer.global_step} optimizer steps", flush=True)
 
-    t0 = _step(f"{name}: pc3d test")
-    test = _lightning("test", config, [*common, f"--ckpt_path={ckpt}"], None, run_dir)
-    metrics = _metrics(test)
-    _done(t0)
+    with clock.stage(f"{name}: pc3d test"):
+        test = _lightning("test", config, [*common, f"--ckpt_path={ckpt}", *overrides], None, run_dir)
+        metrics = _metrics(test)
 
-    t0 = _step(f"{name}: pc3d predict")
-    pred_dir = run_dir / "predictions"
-    writer = {
-        "trainer": {
-            "callbacks": [
-                {
-                    "class_path": "pc3d.callbacks.PredictionWriter",
-                    "init_args": {"output_dir": str(pred_dir), "formats": formats},
-                }
-            ],
-            "logger": False,
+    with clock.stage(f"{name}: pc3d predict"):
+        pred_dir = run_dir / "predictions"
+        writer = {
+            "trainer": {
+                "callbacks": [
+                    {
+                        "class_path": "pc3d.callbacks.PredictionWriter",
+                        "init_args": {"output_dir": str(pred_dir), "formats": formats},
+                    }
+                ],
+                "logger": False,
+            }
         }
-    }
-    predict_args = [*common, f"--ckpt_path={ckpt}", f"--trainer.limit_predict_batches={predict_batches}"]
-    _lightning("predict", config, predict_args, writer, run_dir)
-    _done(t0)
+        predict_args = [
+            *common,
+            f"--ckpt_path={ckpt}",
+            f"--trainer.limit_predict_batches={predict_batches}",
+            *overrides,
+        ]
+        _lightning("predict", config, predict_args, writer, run_dir)
     return metrics, pred_dir / "npz"
 
 
-def render(npz_dir: Path, out_dir: Path, view: str, limit: int = 2) -> list[Path]:
-    """Side-by-side GT | prediction PNGs for the first ``limit`` prediction files."""
+def render(npz_dir: Path, out_dir: Path, view: str, min_score: float, limit: int = 2) -> list[Path]:
+    """Side-by-side GT | prediction PNGs for the first ``limit`` prediction files; predicted boxes
+    scoring below ``min_score`` are not drawn."""
     from pc3d.viz.cli import main as viz_main
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pictures = []
     for npz in sorted(npz_dir.glob("*.npz"))[:limit]:
         png = out_dir / f"{npz.stem}.png"
-        code = viz_main([str(npz), "--out", str(png), "--side-by-side", "--view", view])
+        code = viz_main(
+            [str(npz), "--out", str(png), "--side-by-side", "--view", view, "--min-score", str(min_score)]
+        )
         if code == 0:
             pictures.append(png)
         else:
             print(f"    warning: rendering {npz} failed (exit {code})", file=sys.stderr)
     return pictures
 
+
+#: Score threshold of the predicted boxes in the demo's pictures.
+MIN_SCORE = 0.5
+
+#: Training budgets of the main job, in optimizer steps (the learning-rate schedules anneal over them).
+SEG_STEPS = 450
+DET_STEPS = 520
 
 HEADLINE = ("test/mIoU", "test/mAcc", "test/allAcc", "test/map_25", "test/map_50")
 
@@ -139,6 +185,52 @@ def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
     keep = {k: v for k, v in metrics.items() if k in HEADLINE}
     keep.update({k: v for k, v in metrics.items() if k.endswith(("3d_R40_moderate", "bev_R40_moderate"))})
     return {k: round(v, 4) for k, v in sorted(keep.items())}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}")
+    return value
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def thread_environment(threads: int | None, environ: dict[str, str]) -> dict[str, str] | None:
+    """The environment to re-run the demo in so that every thread pool (torch, OpenMP, MKL, numba)
+    has ``threads`` threads; ``None`` when ``environ`` already says so (or ``threads`` is ``None``).
+
+    The pools size themselves when their library loads, before the demo parses its arguments.
+    """
+    if threads is None or all(environ.get(v) == str(threads) for v in THREAD_VARIABLES):
+        return None
+    return {**environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` torch and numba threads (``None``: keep torch's default); return the count."""
+    import numba
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    count = torch.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,10 +259,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="which demos to run (default: both)",
     )
     parser.add_argument(
-        "--seg-minutes", type=float, default=5.0, help="training time budget of the MEEPO demo"
+        "--seg-steps",
+        type=_positive_int,
+        default=SEG_STEPS,
+        metavar="N",
+        help=f"training budget of the MEEPO demo in optimizer steps (default: {SEG_STEPS})",
     )
     parser.add_argument(
-        "--det-minutes", type=float, default=4.5, help="training time budget of the Pointformer demo"
+        "--det-steps",
+        type=_positive_int,
+        default=DET_STEPS,
+        metavar="N",
+        help=f"training budget of the Pointformer demo in optimizer steps (default: {DET_STEPS})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads of torch, OpenMP, MKL and numba (default: their defaults, one per core); with "
+        "--threads 1 two runs give identical metrics",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=_score,
+        default=MIN_SCORE,
+        help=f"draw predicted boxes scoring at least this in the pictures (default {MIN_SCORE}; 0 draws all)",
     )
     parser.add_argument("--predict-batches", type=int, default=2, help="test batches to predict and render")
     parser.add_argument(
@@ -178,53 +292,63 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ARG",
-        help="extra LightningCLI argument for every run, e.g. --override=--trainer.max_epochs=2",
+        help="extra LightningCLI argument for every run, after the demo's own, e.g. "
+        "--override=--trainer.max_time=00:00:10:00 (a wall-clock limit on top of the step budget)",
     )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env = thread_environment(args.threads, dict(os.environ))
+    if env is not None:  # same process, every thread pool sized from the start
+        argv = sys.argv[1:] if argv is None else list(argv)
+        os.execve(sys.executable, [sys.executable, "-m", "pc3d.demo", *argv], env)
     work: Path = args.workdir.resolve()
     raw, data = work / "raw", work / "data"
     start = time.perf_counter()
+    threads = set_threads(args.threads)
+    clock = StageClock()
 
-    t0 = _step("synthetic raw data")
-    if "seg" in args.tasks and not (raw / "scannet" / "scans").is_dir():
-        _data_cli(["synth", "scannet", "--out", str(raw / "scannet"), "--scenes", str(args.scenes),
-                   "--seed", str(args.seed)])  # fmt: skip
-    if "det" in args.tasks and not (raw / "kitti" / "training" / "velodyne").is_dir():
-        _data_cli(["synth", "kitti", "--out", str(raw / "kitti"), "--frames", str(args.frames),
-                   "--val-fraction", "0.5", "--seed", str(args.seed)])  # fmt: skip
-    _done(t0)
+    with clock.stage("synthetic raw data"):
+        if "seg" in args.tasks and not (raw / "scannet" / "scans").is_dir():
+            _data_cli(["synth", "scannet", "--out", str(raw / "scannet"), "--scenes", str(args.scenes),
+                       "--seed", str(args.seed)])  # fmt: skip
+        if "det" in args.tasks and not (raw / "kitti" / "training" / "velodyne").is_dir():
+            _data_cli(["synth", "kitti", "--out", str(raw / "kitti"), "--frames", str(args.frames),
+                       "--val-fraction", "0.5", "--seed", str(args.seed)])  # fmt: skip
 
-    t0 = _step("preprocessing with pc3d-data")
-    if "seg" in args.tasks:
-        _data_cli(["scannet", "--raw", str(raw / "scannet" / "scans"), "--meta", str(raw / "scannet" / "meta"),
-                   "--out", str(data / "scannet")])  # fmt: skip
-    if "det" in args.tasks:
-        _data_cli(["kitti", "--root", str(raw / "kitti"), "--out", str(data / "kitti")])
-    _done(t0)
+    with clock.stage("preprocessing with pc3d-data"):
+        if "seg" in args.tasks:
+            _data_cli(["scannet", "--raw", str(raw / "scannet" / "scans"), "--meta", str(raw / "scannet" / "meta"),
+                       "--out", str(data / "scannet")])  # fmt: skip
+        if "det" in args.tasks:
+            _data_cli(["kitti", "--root", str(raw / "kitti"), "--out", str(data / "kitti")])
 
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
-    plans = {  # task: (run name, config, data root, prediction formats, fit minutes, picture view)
-        "seg": ("meepo", args.seg_config, data / "scannet", ["npz", "scannet"], args.seg_minutes, "oblique"),
-        "det": ("pointformer", args.det_config, data / "kitti", ["npz", "kitti"], args.det_minutes, "bev"),
+    plans = {  # task: (run name, config, data root, prediction formats, step budget, picture view)
+        "seg": ("meepo", args.seg_config, data / "scannet", ["npz", "scannet"], args.seg_steps, "oblique"),
+        "det": ("pointformer", args.det_config, data / "kitti", ["npz", "kitti"], args.det_steps, "bev"),
     }
     for task in dict.fromkeys(args.tasks):
-        name, config, root, formats, minutes, view = plans[task]
+        name, config, root, formats, steps, view = plans[task]
         metrics, npz = run_task(
-            name, config, root, work, formats, args.override, minutes, args.predict_batches
+            name, config, root, work, formats, args.override, steps, args.predict_batches, clock
         )
         results[name] = metrics
-        pictures += render(npz, work / "pictures" / name, view=view)
+        with clock.stage(f"{name}: pictures"):
+            pictures += render(npz, work / "pictures" / name, view=view, min_score=args.min_score)
 
     summary = work / "metrics.json"
     summary.write_text(json.dumps(results, indent=2, sort_keys=True))
-    print(f"\n=== pc3d demo finished in {time.perf_counter() - start:.0f} s")
+    print(f"\n=== pc3d demo finished in {format_duration(time.perf_counter() - start)} ({threads} threads)")
+    print("time per stage:")
+    for line in clock.table():
+        print(line)
+    print("metrics:")
     for task, metrics in results.items():
-        print(f"{task}: {json.dumps(headline_metrics(metrics))}")
+        print(f"  {task}: {json.dumps(headline_metrics(metrics))}")
     print(f"all metrics: {summary}")
     for png in pictures:
         print(f"picture: {png}")

@@ -1,24 +1,68 @@
-"""``pc3d demo`` (the README's main-job command) end to end, with tiny data and time budgets."""
+"""``pc3d demo`` (the README's main-job command) end to end, with tiny data and step budgets."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pc3d.demo import _max_time, headline_metrics
+from pc3d.callbacks.time_left import TimeLeft, format_duration
+from pc3d.demo import (
+    THREAD_VARIABLES,
+    StageClock,
+    budget_overrides,
+    build_parser,
+    headline_metrics,
+    thread_environment,
+)
 
 BIN = Path(sys.executable).parent
+STAGES = ("synthetic raw data", "preprocessing with pc3d-data") + tuple(
+    f"{name}: {what}"
+    for name in ("meepo", "pointformer")
+    for what in ("pc3d fit", "pc3d test", "pc3d predict", "pictures")
+)
 
 
-def test_max_time_and_headline_metrics():
-    assert _max_time(3.5) == "00:00:03:30"
-    assert _max_time(0.001) == "00:00:00:01"
+def test_headline_metrics_and_budgets():
     metrics = {"test/mIoU": 0.51234, "test/iou/wall": 0.9, "test/Car/3d_R40_moderate": 12.0, "test/loss": 1.0}
     assert headline_metrics(metrics) == {"test/Car/3d_R40_moderate": 12.0, "test/mIoU": 0.5123}
+    assert budget_overrides(7) == [
+        "--trainer.max_steps=7",
+        "--trainer.max_epochs=-1",
+        "--trainer.limit_val_batches=0",
+    ]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--seg-steps", "0"])
+    assert "--trainer.max_time" not in " ".join(budget_overrides(7))
+
+
+def test_thread_environment_sizes_every_pool():
+    assert thread_environment(None, {"PATH": "/bin"}) is None
+    env = thread_environment(1, {"PATH": "/bin", "OMP_NUM_THREADS": "4"})
+    assert env == {"PATH": "/bin", **dict.fromkeys(THREAD_VARIABLES, "1")}
+    assert thread_environment(1, env) is None  # already re-run with it: no second re-run
+
+
+def test_time_left_and_stage_table():
+    line = TimeLeft("det fit").estimate(step=50, total=200, elapsed=100.0)
+    assert line == "[det fit] step 50/200 (25%), 100 s so far, about 5.0 min left"
+    assert TimeLeft().estimate(step=30, total=40, elapsed=20.0, start_step=20) == (
+        "[fit] step 30/40 (75%), 20 s so far, about 20 s left"
+    )
+    assert format_duration(119) == "119 s" and format_duration(150) == "2.5 min"
+    clock = StageClock()
+    with clock.stage("a"):
+        pass
+    with clock.stage("longer name"):
+        pass
+    assert [row.split()[0] for row in clock.table()] == ["a", "longer"]
+    with pytest.raises(ValueError, match="every"):
+        TimeLeft(every=0)
 
 
 @pytest.mark.slow
@@ -26,14 +70,27 @@ def test_demo_runs_end_to_end(tmp_path: Path):
     work = tmp_path / "demo"
     args = [
         "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6",
-        "--seg-minutes", "0.25", "--det-minutes", "0.25", "--predict-batches", "1",
+        "--seg-steps", "6", "--det-steps", "6", "--predict-batches", "1",
+        "--override=--trainer.max_time=00:00:30:00",  # a wall-clock limit stays available, on top
     ]  # fmt: skip
     res = subprocess.run([str(BIN / "pc3d"), *args], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    out = res.stdout
     results = json.loads((work / "metrics.json").read_text())
     assert 0.0 <= results["meepo"]["test/mIoU"] <= 1.0
     assert any(k.endswith("3d_R40_moderate") for k in results["pointformer"])
-    pictures = [line.split(": ", 1)[1] for line in res.stdout.splitlines() if line.startswith("picture: ")]
+    # progress with an estimate of the time left, during both fits
+    for name in ("meepo", "pointformer"):
+        assert re.search(rf"\[{name} fit\] step \d+/6 \(\d+%\), .* so far, about .* left", out), out[-3000:]
+        assert "    6 optimizer steps" in out
+    # the closing summary: every stage's time, then the headline metrics of both tasks
+    summary = out[out.index("=== pc3d demo finished in") :]
+    table = summary[summary.index("time per stage:\n") : summary.index("metrics:\n")].splitlines()[1:]
+    assert [re.sub(r"\s+\d+(\.\d)? (s|min)$", "", row).strip() for row in table] == list(STAGES)
+    printed = dict(re.findall(r"^  (meepo|pointformer): (\{.*\})$", summary, re.M))
+    assert json.loads(printed["meepo"]) == headline_metrics(results["meepo"])
+    assert json.loads(printed["pointformer"]) == headline_metrics(results["pointformer"])
+    pictures = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("picture: ")]
     assert len(pictures) >= 2 and all(Path(p).stat().st_size > 1000 for p in pictures)
     assert list((work / "runs" / "pointformer" / "predictions" / "kitti").glob("*.txt"))
     assert list((work / "runs" / "meepo" / "predictions" / "scannet").glob("*.txt"))

@@ -26,11 +26,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
 
-# The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
-if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+# The CPU wheel first: an unpinned torch would pull several GB of CUDA packages. Its version is read
+# from the package metadata: importing torch before numpy is installed prints a NumPy warning.
+torch_installed() {
+  "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('torch').split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
+}
+if ! torch_installed; then
   echo "[setup] installing torch==$TORCH_VERSION (CPU)"
   "${PIP[@]}" install "torch==$TORCH_VERSION" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-  "$VENV/bin/python" -c "import torch" # fail here, loudly, if the install did not work
+  torch_installed || { echo "[setup] error: installing torch==$TORCH_VERSION failed (see pip's output above)" >&2; exit 1; }
 fi
 
 stamp="$VENV/.pc3d-installed"

@@ -24,6 +24,11 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two ``(x0, y0, x1, y1)`` rectangles intersect."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def annotate(
     image: np.ndarray,
     layers: Layers,
@@ -36,6 +41,10 @@ def annotate(
 ) -> np.ndarray:
     """Draw ``title`` (top left), the legend of ``layers`` (below it) and box captions next to each
     box's top centre (projected with ``view_proj``, the renderer's projection @ view matrix).
+
+    Captions never overlap: in layer order (ground truth before predictions) and box order
+    (predictions come sorted by score), a caption that would cover one already drawn is left out,
+    and at most ``max_captions`` are drawn.
 
     Args:
         image: ``(H, W, 3)`` uint8 render.
@@ -50,7 +59,7 @@ def annotate(
     size = max(10, min(18, h // 36))
     font = _font(size)
     if captions and view_proj is not None:
-        n = 0
+        placed: list[tuple[float, float, float, float]] = []
         for layer in layers.boxes:
             if not layer.captions:
                 continue
@@ -58,17 +67,14 @@ def annotate(
             px, ok = project(view_proj, pos, w, h)
             color = tuple(int(v) for v in layer.colors[0])
             for (x, y), good, (_, text) in zip(px, ok, layer.captions):
-                if not good or n >= max_captions:
+                if not good or len(placed) >= max_captions:
                     continue
-                n += 1
-                draw.text(
-                    (x + 3, y - size - 2),
-                    text,
-                    fill=color,
-                    font=font,
-                    stroke_width=2,
-                    stroke_fill=(255, 255, 255),
-                )
+                xy = (float(x) + 3, float(y) - size - 2)
+                rect = draw.textbbox(xy, text, font=font, stroke_width=2)
+                if any(_overlap(rect, other) for other in placed):
+                    continue  # a caption already there (GT first, then higher-scoring boxes) keeps its place
+                placed.append(rect)
+                draw.text(xy, text, fill=color, font=font, stroke_width=2, stroke_fill=(255, 255, 255))
     rows: list[tuple[str, tuple[int, int, int] | None]] = []
     if title:
         rows.append((title, None))

@@ -22,6 +22,19 @@ from pc3d.viz.camera import VIEWS
 from pc3d.viz.geometry import BOX_MODES, COLOR_MODES
 from pc3d.viz.scene import NonFiniteWarning
 
+#: Default score threshold of predicted boxes: low-confidence boxes would bury the scene.
+MIN_SCORE = 0.3
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -57,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="source",
         help="GT green/pred magenta, or class colours",
     )
-    p.add_argument("--min-score", type=float, default=0.0, help="hide predicted boxes scoring below this")
+    p.add_argument(
+        "--min-score",
+        type=_score,
+        default=MIN_SCORE,
+        help=f"draw predicted boxes scoring at least this, in [0, 1] (default {MIN_SCORE}; 0 draws every box)",
+    )
     p.add_argument("--width", type=int, default=960, help="image width in pixels")
     p.add_argument("--height", type=int, default=720, help="image height in pixels")
     p.add_argument(

@@ -62,7 +62,8 @@ class Scene:
         boxes_gt: ``(K, 7)`` float32 ``[x, y, z, dx, dy, dz, yaw]``, or ``None``.
         labels_gt: ``(K,)`` int64 indices into ``box_class_names``.
         boxes_pred: ``(P, 7)`` float32, or ``None``.
-        scores_pred: ``(P,)`` float32, or ``None``.
+        scores_pred: ``(P,)`` float32, or ``None``; with scores, the predicted boxes are kept in
+            descending score order (so the best box's caption wins where captions would overlap).
         labels_pred: ``(P,)`` int64.
         box_class_names: names of the box labels.
         kind: ``"indoor"`` (ScanNet-like room) or ``"outdoor"`` (KITTI-like LiDAR sweep); picks camera presets.
@@ -112,6 +113,11 @@ class Scene:
         self.scores_pred = _array(self.scores_pred, "scores_pred", np.float32, (p,), self)
         self.labels_pred = _array(self.labels_pred, "labels_pred", np.int64, (p,), self)
         self._drop_non_finite()
+        if self.scores_pred is not None and len(self.scores_pred) > 1:  # best first: captions, overlaps
+            order = np.argsort(-self.scores_pred, kind="stable")
+            self.boxes_pred, self.scores_pred = self.boxes_pred[order], self.scores_pred[order]
+            if self.labels_pred is not None:
+                self.labels_pred = self.labels_pred[order]
         self.class_names = tuple(str(c) for c in self.class_names)
         self.box_class_names = tuple(str(c) for c in self.box_class_names)
         if self.kind not in ("indoor", "outdoor"):

@@ -319,3 +319,31 @@ def test_overfit_real_kitti_frame_recovers_car(samples_dir, tmp_path, one_thread
     best = pred["scores"].argmax()
     iou = boxes_iou3d(pred["boxes"][best : best + 1], batch.boxes)
     assert float(iou.max()) >= 0.7, (pred, batch.boxes)
+
+
+def test_two_stage_outputs_match_plain_set_abstraction(monkeypatch):
+    """The detector's eval outputs with the factored, de-duplicated, chunked SetAbstraction equal those of
+    the textbook PointNet++ formulation (tests/models/test_set_abstraction.py's reference)."""
+    from test_set_abstraction import reference  # tests/models is on sys.path (rootdir-less test modules)
+
+    from pc3d.models.pointformer_layers import set_abstraction as sa_mod
+
+    torch.manual_seed(0)
+    det = tiny().eval()
+    batch = PointBatch.collate([car_scene(0), car_scene(1, n_cars=1)])
+    monkeypatch.setattr(sa_mod, "INFERENCE_CHUNK_ROWS", 24)  # several chunks per SA layer
+    with torch.no_grad():
+        new = det(batch)
+        factored = sa_mod.SetAbstraction.forward
+        monkeypatch.setattr(
+            sa_mod.SetAbstraction,
+            "forward",
+            lambda self, *a: factored(self, *a) if self.num_points is None else reference(self, *a),
+        )
+        old = det(batch)
+    assert len(new["rcnn_rois"]) > 0 and set(new) == set(old)
+    for key, value in old.items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(new[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        else:
+            assert torch.equal(new[key], value), key

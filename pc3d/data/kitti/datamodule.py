@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
 from pc3d.data.kitti.dataset import DEFAULT_POINT_RANGE, KittiDataset
+from pc3d.data.preprocessed import require_preprocessed
 
 
 def _worker_init(worker_id: int) -> None:
@@ -99,6 +100,13 @@ class KittiDataModule(L.LightningDataModule):
         return self.datasets[stage]
 
     def setup(self, stage: str | None = None) -> None:
+        require_preprocessed(
+            self.root,
+            "infos",
+            "KITTI",
+            make="pc3d-data kitti --root <raw KITTI: training/velodyne, label_2, calib> --out {root}",
+            synth="pc3d-data synth kitti --out <raw KITTI>",
+        )
         if stage in (None, "fit"):
             self.dataset("train")
             self.dataset("val")

@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
+from pc3d.data.preprocessed import require_preprocessed
 from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
 from pc3d.data.scannet.dataset import (
     EpochSampler,
@@ -216,6 +217,13 @@ class ScanNetDataModule(L.LightningDataModule):
         return self.datasets[stage]
 
     def setup(self, stage: str | None = None) -> None:
+        require_preprocessed(
+            self.root,
+            "scans",
+            "ScanNet",
+            make="pc3d-data scannet --raw <raw ScanNet>/scans --meta <raw ScanNet>/meta --out {root}",
+            synth="pc3d-data synth scannet --out <raw ScanNet>",
+        )
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for s in wanted.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             self._dataset(s)
