@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from pc3d.callbacks.time_left import format_duration
+from pc3d.viz.cli import score_arg
 
 
 class StageClock:
@@ -197,16 +198,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _score(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}")
-    return value
-
-
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -282,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--min-score",
-        type=_score,
+        type=score_arg,
         default=MIN_SCORE,
         help=f"draw predicted boxes scoring at least this in the pictures (default {MIN_SCORE}; 0 draws all)",
     )

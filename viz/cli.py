@@ -26,7 +26,8 @@ from pc3d.viz.scene import NonFiniteWarning
 MIN_SCORE = 0.3
 
 
-def _score(text: str) -> float:
+def score_arg(text: str) -> float:
+    """argparse type of a box score threshold in [0, 1]."""
     try:
         value = float(text)
     except ValueError:
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--min-score",
-        type=_score,
+        type=score_arg,
         default=MIN_SCORE,
         help=f"draw predicted boxes scoring at least this, in [0, 1] (default {MIN_SCORE}; 0 draws every box)",
     )
