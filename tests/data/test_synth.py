@@ -498,7 +498,7 @@ def test_mesh_primitives_are_closed_with_outward_faces():
 
 
 def test_dataset_converters_accept_synthetic_data(scannet_out: Path, kitti_out: Path, tmp_path: Path):
-    """Acceptance of issue 7: ``pc3d-data scannet`` and ``pc3d-data kitti`` convert the output with no error."""
+    """``pc3d-data scannet`` and ``pc3d-data kitti`` convert the output with no error."""
     sn = tmp_path / "scannet"
     argv = [
         "scannet",
