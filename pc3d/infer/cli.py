@@ -50,9 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     seg.add_argument(
         "--missing-color", choices=("error", "gray"), default="error",
-        help="scans without colours: fail (default) or use constant grey",
+        help="scans without colours (segmentation, and indoor detection trained with colour): fail (default) "
+        "or use constant grey",
     )  # fmt: skip
-    det = p.add_argument_group("detection")
+    indoor = p.add_argument_group("indoor detection")
+    indoor.add_argument(
+        "--axis-align",
+        help="ScanNet <scene>.txt whose axisAlignment aligns every scan (default: <dir>/<dir>.txt beside a "
+        "scan <dir>/<dir>*.ply, as in ScanNet's scans/<scene>/; without one the scan is taken as "
+        "axis-aligned, z up); boxes are given in the aligned frame",
+    )
+    det = p.add_argument_group("detection (KITTI)")
     det.add_argument(
         "--calib",
         help="KITTI calib file for every scan (default: <root>/calib/<id>.txt beside <root>/velodyne/<id>.bin); "
@@ -66,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--missing-intensity", type=float,
         help="reflectance for scans without one, in [0, 1] (default: such scans fail)",
     )  # fmt: skip
-    det.add_argument("--min-score", type=float, default=0.0, help="drop boxes below this score (default 0)")
+    det.add_argument(
+        "--min-score",
+        type=float,
+        default=0.0,
+        help="drop boxes below this score, both detection kinds (default 0)",
+    )
     viz = p.add_argument_group("pictures")
     viz.add_argument("--render", action="store_true", help="also write <name>.png (headless pc3d-viz)")
     viz.add_argument(
@@ -92,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage(parser, f"--ckpt {args.ckpt}: no such file")
     if args.calib is not None and not Path(args.calib).is_file():
         return _usage(parser, f"--calib {args.calib}: no such file")
+    if args.axis_align is not None and not Path(args.axis_align).is_file():
+        return _usage(parser, f"--axis-align {args.axis_align}: no such file")
     try:
         plan = plan_outputs(args.inputs, args.out)
     except InputError as err:
@@ -114,12 +129,15 @@ def _load(args: argparse.Namespace):
     from pc3d.infer.checkpoint import load_trained_task
 
     task = load_trained_task(args.ckpt)
-    if task_kind(task) == "segmentation":
+    kind = task_kind(task)
+    if kind == "segmentation":
         options = {
             "tile_points": args.tile_points,
             "overlap": args.overlap,
             "missing_color": args.missing_color,
         }
+    elif kind == "indoor-detection":
+        options = {"missing_color": args.missing_color}
     else:
         options = {"missing_intensity": args.missing_intensity}
     return predictor_for(task, device=args.device, **options)
@@ -179,6 +197,12 @@ def _predict(model, cloud, source: Path, args, bar):
                 bar.set_postfix_str(f"tile {done}/{total}")
 
         return model.predict(cloud, progress=progress), []
+    if model.kind == "indoor-detection":
+        from pc3d.infer.detect_indoor import find_scannet_alignment
+
+        align = args.axis_align or find_scannet_alignment(source)
+        extra = [f"axis alignment {align}"] if align is not None and not args.axis_align else []
+        return model.predict(cloud, axis_align=align), extra
     from pc3d.infer.detect import find_kitti_calib
 
     calib, image_size = (args.calib, None) if args.calib else find_kitti_calib(source)

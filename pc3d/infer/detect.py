@@ -18,12 +18,17 @@ import torch
 from pc3d.infer.checkpoint import TrainedTask
 from pc3d.infer.cloud import Cloud, InputError, as_cloud
 
+LIDAR_FRAME = "lidar (x forward, y left, z up; metres); box = centre, size (l, w, h), heading about +z"
+
 
 @dataclasses.dataclass
 class Detection:
-    """Boxes of one sweep in the LiDAR frame: ``boxes (P, 7)`` ``[x, y, z, l, w, h, heading]``
-    (centre, sizes, yaw about +z), ``scores (P,)``, ``labels (P,)`` into ``class_names``;
-    ``calib``/``image_size`` when known (needed for KITTI result files), and ``notes``."""
+    """Boxes of one scan: ``boxes (P, 7)`` ``[x, y, z, l, w, h, heading]`` (centre, sizes, yaw
+    about +z) in the frame that ``frame`` describes (LiDAR for sweeps; the axis-aligned room for
+    indoor scans), ``scores (P,)``, ``labels (P,)`` into ``class_names``; ``calib``/``image_size``
+    when known (needed for KITTI result files); ``scene_kind`` (``"outdoor"``/``"indoor"``);
+    ``axis_align (4, 4)``, the alignment applied to the scan's points before detection (``None``:
+    none), and ``notes``."""
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -33,6 +38,9 @@ class Detection:
     image_size: tuple[int, int] | None = None
     num_input_points: int = 0
     notes: list[str] = dataclasses.field(default_factory=list)
+    frame: str = LIDAR_FRAME
+    scene_kind: str = "outdoor"
+    axis_align: np.ndarray | None = None
 
 
 def find_kitti_calib(path: str | Path) -> tuple[Path | None, tuple[int, int] | None]:

@@ -5,7 +5,8 @@ For a scan whose outputs go to base ``<out>/<name>``:
 - segmentation: ``<name>.labels.npy`` (int64, one label per row of the input file, -1 for rows
   dropped as NaN/inf), ``<name>.labels.ply`` (the points, float64 so georeferenced coordinates
   keep their precision, coloured by class, with an int ``label`` attribute; Open3D), ``<name>.json`` (class names, per-class point counts, notes);
-- detection: ``<name>.json`` (LiDAR-frame boxes with class and score) and, when the calibration
+- detection: ``<name>.json`` (boxes with class and score; LiDAR frame for sweeps, axis-aligned
+  room frame for indoor scans, named in its ``frame`` field) and, for a sweep whose calibration
   is known, the KITTI result file ``<out>/kitti/<name>.txt``;
 - ``--render``: ``<name>.png`` (pc3d-viz headless renderer).
 
@@ -104,7 +105,7 @@ def write_detection(base: Path, kitti_dir: Path, cloud: Cloud, result: Detection
     summary = {
         "input": cloud.source,
         "task": "detection",
-        "frame": "lidar (x forward, y left, z up; metres); box = centre, size (l, w, h), heading about +z",
+        "frame": result.frame,
         "num_points": int(cloud.num_points),
         "class_names": list(result.class_names),
         "boxes": boxes,
@@ -153,14 +154,19 @@ def render_result(
         color_by, boxes = "pred", "none"
     else:
         keep = result.scores >= min_score
+        if result.axis_align is not None:  # boxes are in the aligned frame: show the points there too
+            from pc3d.data.scannet.preprocess import align_points
+
+            coord = align_points(cloud.coord.astype(np.float32), result.axis_align.astype(np.float32))
         scene = Scene(
             name=base.name,
             coord=coord,
+            color=cloud.color,
             boxes_pred=result.boxes[keep],
             scores_pred=result.scores[keep],
             labels_pred=result.labels[keep],
             box_class_names=tuple(result.class_names),
-            kind="outdoor",
+            kind=result.scene_kind,
             source=cloud.source,
         )
         color_by, boxes = "rgb", "pred"

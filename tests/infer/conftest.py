@@ -97,3 +97,47 @@ def det_ckpt(kitti_data, tmp_path_factory) -> Path:
             "--data.init_args.gt_sampling=false",
         ],
     )
+
+
+TINY_POINTFORMER_VOTENET = [
+    "--data.init_args.num_points=1024",
+    "--data.init_args.batch_size=1",
+    "--model.init_args.model.init_args.backbone.init_args.num_points=[256, 128, 64, 32]",
+    "--model.init_args.model.init_args.backbone.init_args.stem_channels=16",
+    "--model.init_args.model.init_args.backbone.init_args.dims=[16, 32, 32, 32]",
+    "--model.init_args.model.init_args.backbone.init_args.out_channels=[32, 32, 32, 32]",
+    "--model.init_args.model.init_args.backbone.init_args.fp_channels=[[32, 32], [32, 32]]",
+    "--model.init_args.model.init_args.backbone.init_args.num_samples=[8, 8, 8, 8]",
+    "--model.init_args.model.init_args.head.init_args.in_channels=32",
+    "--model.init_args.model.init_args.head.init_args.vote_channels=[32, 32]",
+    "--model.init_args.model.init_args.head.init_args.num_proposals=32",
+    "--model.init_args.model.init_args.head.init_args.agg_samples=8",
+    "--model.init_args.model.init_args.head.init_args.agg_channels=[32, 32]",
+    "--model.init_args.model.init_args.head.init_args.proposal_channels=[32, 32]",
+    "--model.init_args.model.init_args.head.init_args.score_threshold=0.01",  # untrained: low scores
+]
+
+
+@pytest.fixture(scope="session")
+def indoor_det_ckpt(scannet_data, tmp_path_factory) -> Path:
+    """A tiny Pointformer + VoteNet (pointformer_demo_scannet.yaml, 1024 points) after two training
+    steps on scene0000_00."""
+    run_dir = tmp_path_factory.mktemp("infer_indoor_det_run")
+    return _fit("pointformer_demo_scannet.yaml", scannet_data, run_dir, TINY_POINTFORMER_VOTENET)
+
+
+@pytest.fixture(scope="session")
+def indoor_color_det_ckpt(scannet_data, tmp_path_factory) -> Path:
+    """As ``indoor_det_ckpt``, trained with colour (``use_color_det``, 4 input channels)."""
+    run_dir = tmp_path_factory.mktemp("infer_indoor_color_det_run")
+    return _fit(
+        "pointformer_demo_scannet.yaml",
+        scannet_data,
+        run_dir,
+        [
+            *TINY_POINTFORMER_VOTENET,
+            "--data.init_args.use_color_det=true",
+            "--model.init_args.model.init_args.feat_channels=[0, 1, 2, 3]",
+            "--model.init_args.model.init_args.backbone.init_args.in_channels=4",
+        ],
+    )

@@ -73,6 +73,25 @@ def seg_sample(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     return {"coord": data["coord"].astype(np.float32), "feat": feat, "point": point, "meta": meta}
 
 
+def sample_rng(seed: int, stage: str, epoch: int, index: int) -> np.random.Generator:
+    """The generator of sample ``index`` of ``stage`` in ``epoch`` (see the module docstring)."""
+    return np.random.default_rng([int(seed), _STAGES[stage], int(epoch), int(index)])
+
+
+def det_input_sample(data: dict[str, Any], use_color: bool, meta: dict[str, Any]) -> dict[str, Any]:
+    """The model input of a transformed detection scene: ``coord (n, 3)`` float32 and ``feat (n, 1)``
+    = ``height`` above the floor, or ``(n, 4)`` with ``color`` (0..255) mapped to [-1, 1] when
+    ``use_color``; no targets, so it also serves scans without labels."""
+    feats = [data["height"][:, None]]
+    if use_color:
+        feats.append(data["color"] / np.float32(127.5) - 1)
+    return {
+        "coord": data["coord"].astype(np.float32),
+        "feat": np.concatenate(feats, axis=1).astype(np.float32),
+        "meta": meta,
+    }
+
+
 class SegTestPipeline:
     """The segmentation test-time pipeline of one whole scene (see :class:`ScanNetDataModule`).
 
@@ -170,8 +189,7 @@ class ScanNetDataset(Dataset):
 
     def rng(self, epoch: int, index: int) -> np.random.Generator:
         """The generator of sample ``index`` in ``epoch`` (eval stages ignore the epoch)."""
-        ep = epoch if self.stage == "train" else 0
-        return np.random.default_rng([self.seed, _STAGES[self.stage], ep, index])
+        return sample_rng(self.seed, self.stage, epoch if self.stage == "train" else 0, index)
 
     def load(self, index: int) -> dict[str, Any]:
         """The raw sample dict of scene ``index % len(scenes)`` before any transform."""
@@ -225,12 +243,8 @@ class ScanNetDataset(Dataset):
         return seg_sample(data, meta)
 
     def _det_sample(self, data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-        feats = [data["height"][:, None]]
-        if self.use_color_det:
-            feats.append(data["color"] / np.float32(127.5) - 1)
         return {
-            "coord": data["coord"].astype(np.float32),
-            "feat": np.concatenate(feats, axis=1).astype(np.float32),
+            **det_input_sample(data, self.use_color_det, meta),
             "point": {
                 "vote_target": data["vote_target"],
                 "vote_mask": data["vote_mask"],
@@ -241,7 +255,6 @@ class ScanNetDataset(Dataset):
             "box_labels": data["box_labels"],
             "box": {"size_class": data["box_size_class"], "size_residual": data["box_size_residual"]},
             "cloud": {"axis_align": torch.from_numpy(np.asarray(data["axis_align"], np.float32))},
-            "meta": meta,
         }
 
 

@@ -144,5 +144,12 @@ def det_train_pipeline(p: DetAugParams, mean_sizes: Sequence[Sequence[float]]) -
     return Compose(ts)
 
 
+def det_input_pipeline(num_points: int) -> Compose:
+    """The target-free part of the detection evaluation pipeline: height feature, then
+    ``num_points`` sampled points (what inference on a scan without labels applies)."""
+    return Compose([HeightFeature(), PointSample(num_points)])
+
+
 def det_eval_pipeline(num_points: int, mean_sizes: Sequence[Sequence[float]]) -> Compose:
-    return Compose([HeightFeature(), PointSample(num_points), VoteTargets(), BoxSizeTargets(mean_sizes)])
+    """:func:`det_input_pipeline` followed by the vote and box-size targets."""
+    return Compose([*det_input_pipeline(num_points).transforms, VoteTargets(), BoxSizeTargets(mean_sizes)])
