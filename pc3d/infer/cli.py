@@ -4,8 +4,9 @@
 
 INPUT is any mix of files and folders (searched recursively) of .ply, .pcd, .pts, .las, .laz,
 KITTI .bin, .npy, .npz, .txt, .xyz and .csv. The checkpoint decides the task and the test-time
-preprocessing (see :func:`pc3d.load_model`). Each scan prints one summary line; a scan that fails
-is reported and the others still run. Exit status: 0 all scans done, 1 some failed, 2 bad arguments.
+preprocessing (see :func:`pc3d.load_model`): labels per point (ScanNet segmentation), boxes in
+axis-aligned rooms (ScanNet detection; ``--axis-align``) or boxes in LiDAR sweeps (KITTI). Each
+scan prints one summary line; a scan that fails is reported and the others still run. Exit status: 0 all scans done, 1 some failed, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     indoor.add_argument(
         "--axis-align",
         help="ScanNet <scene>.txt whose axisAlignment aligns every scan (default: <dir>/<dir>.txt beside a "
-        "scan <dir>/<dir>*.ply, as in ScanNet's scans/<scene>/; without one the scan is taken as "
+        "scan <dir>/<dir>*.*, as in ScanNet's scans/<scene>/; without one the scan is taken as "
         "axis-aligned, z up); boxes are given in the aligned frame",
     )
     det = p.add_argument_group("detection (KITTI)")
