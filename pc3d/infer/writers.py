@@ -6,7 +6,8 @@ For a scan whose outputs go to base ``<out>/<name>``:
   dropped as NaN/inf), ``<name>.labels.ply`` (the points, float64 so georeferenced coordinates
   keep their precision, coloured by class, with an int ``label`` attribute; Open3D), ``<name>.json`` (class names, per-class point counts, notes);
 - detection: ``<name>.json`` (boxes with class and score; LiDAR frame for sweeps, axis-aligned
-  room frame for indoor scans, named in its ``frame`` field) and, for a sweep whose calibration
+  room frame for indoor scans, named in its ``frame`` field, with the ``axis_align`` 4x4 matrix
+  that maps the scan's points into it when one was applied) and, for a sweep whose calibration
   is known, the KITTI result file ``<out>/kitti/<name>.txt``;
 - ``--render``: ``<name>.png`` (pc3d-viz headless renderer).
 
@@ -111,6 +112,8 @@ def write_detection(base: Path, kitti_dir: Path, cloud: Cloud, result: Detection
         "boxes": boxes,
         "notes": list(result.notes),
     }
+    if result.axis_align is not None:
+        summary["axis_align"] = np.asarray(result.axis_align, np.float64).tolist()
     written = [_write_json(_with_suffix(base, ".json"), summary)]
     if result.calib is not None:
         written.append(

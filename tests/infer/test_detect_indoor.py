@@ -125,6 +125,7 @@ def test_cli_writes_json_boxes_and_picture(indoor_det_ckpt, model, scene, alignm
     np.testing.assert_allclose(boxes, reference.boxes[keep], atol=1e-6)
     assert [b["score"] for b in summary["boxes"]] == pytest.approx(reference.scores[keep].tolist())
     assert {b["class"] for b in summary["boxes"]} <= set(model.class_names)
+    np.testing.assert_allclose(summary["axis_align"], reference.axis_align)
     assert not (out / "kitti").exists()
     assert (out / f"{SCENE}_vh_clean_2.png").stat().st_size > 1000
     code = main(["infer", "--ckpt", str(indoor_det_ckpt), str(ply), "--out", str(out),
