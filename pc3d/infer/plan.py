@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from pc3d.infer.readers import SUFFIXES
 
 #: What :mod:`pc3d.infer.writers` appends to an output base path.
 OUTPUT_SUFFIXES = (".labels.npy", ".labels.ply", ".json", ".png")
+
+#: Files a folder search passes over although their suffix is a point-cloud format: a ScanNet scan
+#: folder's meta file (``<scene>.txt``: axis alignment, not points) and labelled meshes
+#: (ScanNet's ``*_vh_clean_2.labels.ply``, pc3d's ``*.labels.ply`` outputs). Named directly, they are read.
+_SIDECAR = re.compile(r"^scene\d{4}_\d{2}\.txt$|\.labels\.ply$", re.IGNORECASE)
 
 
 @dataclasses.dataclass
@@ -38,7 +44,7 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 def plan_outputs(inputs: Sequence[str | Path], out: str | Path) -> OutputPlan:
     """Expand ``inputs`` (files, and supported files found recursively in folders, leaving out
-    anything under ``out``) and give each a distinct output base under ``out``: ``<out>/<stem>``
+    anything under ``out``, hidden files and ScanNet's meta and labelled-mesh files) and give each a distinct output base under ``out``: ``<out>/<stem>``
     for a file named directly, ``<out>/<path within the folder without suffix>`` for a file found in
     a folder; names that would clash get ``_<suffix>`` (then ``_2``, ``_3``...) appended.
 
@@ -59,6 +65,7 @@ def plan_outputs(inputs: Sequence[str | Path], out: str | Path) -> OutputPlan:
                 if f.is_file()
                 and f.suffix.lower() in SUFFIXES
                 and not f.name.startswith(".")
+                and not _SIDECAR.search(f.name)
                 and not _is_within(f.resolve(), out_abs)
             )
             if not files:

@@ -46,7 +46,8 @@ def test_output_plan(tmp_path):
     from pc3d.infer.plan import plan_outputs
 
     (tmp_path / "in" / "sub").mkdir(parents=True)
-    for name in ("a.ply", "a.las", "sub/b.npy", "notes.md", ".hidden.ply"):
+    sidecars = ("scene0000_00.txt", "scene0000_00_vh_clean_2.labels.ply")  # a ScanNet scan folder's
+    for name in ("a.ply", "a.las", "sub/b.npy", "notes.md", ".hidden.ply", *sidecars):
         (tmp_path / "in" / name).write_bytes(b"x")
     (tmp_path / "in" / "out").mkdir()
     (tmp_path / "in" / "out" / "a.labels.ply").write_bytes(b"x")  # an earlier run's output
