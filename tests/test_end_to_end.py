@@ -14,21 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_meepo import TINY_MEEPO_ARGS
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-TINY_MODEL = [
-    "--model.init_args.model.init_args.enc_depths=[1, 1]",
-    "--model.init_args.model.init_args.enc_channels=[8, 16]",
-    "--model.init_args.model.init_args.dec_depths=[1]",
-    "--model.init_args.model.init_args.dec_channels=[8]",
-    "--model.init_args.model.init_args.strides=[2]",
-    "--model.init_args.model.init_args.grid_size=0.1",
-    "--data.init_args.grid_size=0.1",
-    "--data.init_args.sphere_crop_points=4000",
-    "--model.init_args.print_class_table=false",
-]
 
 
 def run(*args: str | Path, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
@@ -54,7 +44,7 @@ def lightning_args(root: Path, run_dir: Path) -> list[str]:
         "-c", "meepo_demo.yaml",
         f"--data.init_args.root={root}",
         f"--trainer.default_root_dir={run_dir}",
-        *TINY_MODEL,
+        *TINY_MEEPO_ARGS,
     ]  # fmt: skip
 
 

@@ -146,7 +146,9 @@ def run_scannet(args: argparse.Namespace) -> int:
     from pc3d.data.synth.scannet_rooms import used_raw_categories
 
     if args.scenes > 10000:
-        raise UsageError(f"--scenes: at most 10000 scene ids sceneXXXX_00 exist, got {args.scenes}")
+        raise UsageError(
+            f"--scenes: expected at most 10000 (ids scene0000_00 to scene9999_00), got {args.scenes}"
+        )
     if not 0.01 <= args.spacing <= 0.5:
         raise UsageError(f"--spacing must be in [0.01, 0.5] m, got {args.spacing}")
     out = Path(args.out)

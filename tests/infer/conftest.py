@@ -5,18 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_meepo import TINY_MEEPO_ARGS
 
-TINY_MEEPO = [
-    "--model.init_args.model.init_args.enc_depths=[1, 1]",
-    "--model.init_args.model.init_args.enc_channels=[8, 16]",
-    "--model.init_args.model.init_args.dec_depths=[1]",
-    "--model.init_args.model.init_args.dec_channels=[8]",
-    "--model.init_args.model.init_args.strides=[2]",
-    "--model.init_args.model.init_args.grid_size=0.1",
-    "--data.init_args.grid_size=0.1",
-    "--data.init_args.sphere_crop_points=4000",
-    "--model.init_args.print_class_table=false",
-]
 QUICK_FIT = [
     "--trainer.max_steps=2",
     "--trainer.logger=false",
@@ -67,7 +57,10 @@ def seg_ckpt(scannet_data, tmp_path_factory) -> Path:
     """A tiny MEEPO (meepo_demo.yaml, 10 cm voxels) after two training steps on scene0000_00."""
     run_dir = tmp_path_factory.mktemp("infer_seg_run")
     return _fit(
-        "meepo_demo.yaml", scannet_data, run_dir, ["--data.init_args.val_split=[scene0000_00]", *TINY_MEEPO]
+        "meepo_demo.yaml",
+        scannet_data,
+        run_dir,
+        ["--data.init_args.val_split=[scene0000_00]", *TINY_MEEPO_ARGS],
     )
 
 

@@ -28,6 +28,13 @@ def test_refuses_a_folder_it_did_not_write(samples_dir: Path, tmp_path: Path, ca
     assert "holds synthetic 'kitti' data" in capsys.readouterr().err
 
 
+def test_more_scenes_than_scannet_ids_is_an_argument_error(tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    assert data_cli.main(["synth", "scannet", "--out", str(out), "--scenes", "10001", "--no-progress"]) == 2
+    assert "--scenes: expected at most 10000" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_outputs_follow_the_umask(tmp_path: Path):
     old = os.umask(0o027)
     try:
