@@ -11,15 +11,13 @@ For a scan whose outputs go to base ``<out>/<name>``:
   is known, the KITTI result file ``<out>/kitti/<name>.txt``;
 - ``--render``: ``<name>.png`` (pc3d-viz headless renderer).
 
-Every file is written to a temporary name and renamed, so an interrupted run leaves no torn file.
+Every file is written atomically through :mod:`pc3d.io` (temporary name, fsync, rename; the
+user's umask), so an interrupted run leaves no torn file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +25,11 @@ import numpy as np
 from pc3d.infer.cloud import Cloud
 from pc3d.infer.detect import Detection
 from pc3d.infer.segment import Segmentation
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix), then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+from pc3d.io import atomic_write_path, save_npy, write_text
 
 
 def _write_json(path: Path, obj) -> Path:
-    text = json.dumps(obj, indent=1)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def _with_suffix(base: Path, suffix: str) -> Path:
@@ -59,20 +43,18 @@ def write_segmentation(base: Path, cloud: Cloud, result: Segmentation) -> list[P
     from pc3d.viz.colors import label_colors
 
     labels = np.asarray(result.labels, dtype=np.int64)
-    npy = atomic_write(
-        _with_suffix(base, ".labels.npy"), lambda tmp: np.save(tmp, labels, allow_pickle=False)
-    )
+    npy = save_npy(_with_suffix(base, ".labels.npy"), labels)
     kept = labels[cloud.row_index()]
     pcd = o3d.t.geometry.PointCloud()
     pcd.point.positions = o3d.core.Tensor(np.ascontiguousarray(cloud.coord, dtype=np.float64))
     pcd.point.colors = o3d.core.Tensor(label_colors(kept, result.class_names))
     pcd.point.label = o3d.core.Tensor(kept.astype(np.int32)[:, None])
 
-    def write_ply(tmp: str) -> None:
-        if not o3d.t.io.write_point_cloud(tmp, pcd, write_ascii=False):
+    def write_ply(tmp: Path) -> None:
+        if not o3d.t.io.write_point_cloud(str(tmp), pcd, write_ascii=False):
             raise OSError(f"Open3D could not write {tmp}")
 
-    ply = atomic_write(_with_suffix(base, ".labels.ply"), write_ply)
+    ply = atomic_write_path(_with_suffix(base, ".labels.ply"), write_ply)
     counts = np.bincount(kept[kept >= 0], minlength=len(result.class_names))
     summary = {
         "input": cloud.source,

@@ -1,6 +1,6 @@
 """Shared file-writing mechanisms of the pc3d tools.
 
-- :mod:`pc3d.io.atomic`: atomic file writes (bytes, text, JSON, ``.npy``), atomic folder publish,
+- :mod:`pc3d.io.atomic`: atomic file writes (bytes, text, JSON, ``.npy``, or any writer given a path), atomic folder publish,
   and cleanup of the temporaries a killed run left behind.
 - :mod:`pc3d.io.image`: atomic PNG writes.
 - :mod:`pc3d.io.guard`: refuse output folders that overlap an input or are files.
@@ -12,6 +12,7 @@
 from pc3d.io.atomic import (
     TMP_PREFIX,
     atomic_write,
+    atomic_write_path,
     clean_leftovers,
     current_umask,
     npy_bytes,
@@ -33,6 +34,7 @@ __all__ = [
     "PendingJournal",
     "UsageError",
     "atomic_write",
+    "atomic_write_path",
     "bytes_record",
     "check_output_dir",
     "clean_leftovers",

@@ -15,6 +15,7 @@ import pytest
 from pc3d.io import (
     PendingJournal,
     UsageError,
+    atomic_write_path,
     check_output_dir,
     clean_leftovers,
     file_record,
@@ -33,6 +34,23 @@ def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
+def test_path_writer_gets_the_suffix_and_a_failure_keeps_the_old_file(tmp_path: Path):
+    seen = []
+    target = atomic_write_path(
+        tmp_path / "a.ply", lambda tmp: (seen.append(tmp.suffix), tmp.write_bytes(b"old"))
+    )
+    assert seen == [".ply"] and target.read_bytes() == b"old"
+
+    def fail(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_path(target, fail)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ply"]
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
 def test_outputs_follow_the_umask(tmp_path: Path, mask: int):
     old = os.umask(mask)
@@ -42,6 +60,7 @@ def test_outputs_follow_the_umask(tmp_path: Path, mask: int):
             write_json(tmp_path / "b.json", {"a": 1}),
             save_npy(tmp_path / "c.npy", np.arange(3)),
             write_png(tmp_path / "d.png", np.zeros((2, 3, 3), np.uint8)),
+            atomic_write_path(tmp_path / "e.ply", lambda tmp: tmp.write_bytes(b"ply\n")),
         ]
         folder = publish_dir(tmp_path / "pub", lambda d: (d / "f.bin").write_bytes(b"1"))
     finally:
