@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from pc3d.callbacks.time_left import format_duration
+from pc3d.io import write_text
 from pc3d.viz.cli import score_arg
 
 
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             pictures += render(npz, work / "pictures" / name, view=view, min_score=args.min_score)
 
     summary = work / "metrics.json"
-    summary.write_text(json.dumps(results, indent=2, sort_keys=True))
+    write_text(summary, json.dumps(results, indent=2, sort_keys=True))
     print(f"\n=== pc3d demo finished in {format_duration(time.perf_counter() - start)} ({threads} threads)")
     print("time per stage:")
     for line in clock.table():
