@@ -6,9 +6,9 @@ import math
 import time
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
+from scene_crops import scene0000_crop
 from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
@@ -159,26 +159,10 @@ def test_rejects_bad_configuration():
         _task(class_names=["a"])
 
 
-def _scene0000_crop(samples_dir, half: float = 1.5, grid: float = 0.05):
-    from pc3d.data.scannet.preprocess import convert_scene
-    from pc3d.data.scannet.raw import read_label_tsv
-
-    root = samples_dir / "scannet"
-    labels = read_label_tsv(root / "meta" / "scannetv2-labels.combined.tsv")
-    d = convert_scene(root / "scans" / "scene0000_00", labels)["arrays"]
-    c = d["coord"]
-    m = (np.abs(c[:, :2] - np.median(c[:, :2], 0)) < half).all(1)
-    c, color, normal, seg = c[m], d["color"][m], d["normal"][m], d["segment20"][m].astype(np.int64)
-    _, keep = np.unique(np.floor(c / grid).astype(np.int64), axis=0, return_index=True)  # one point per voxel
-    feat = np.concatenate([color[keep] / 127.5 - 1, normal[keep]], 1).astype(np.float32)
-    coord = (c[keep] - c[keep].mean(0)).astype(np.float32)
-    return PointBatch.collate([{"coord": coord, "feat": feat, "point": {"segment": seg[keep]}}])
-
-
 @pytest.mark.slow
 @pytest.mark.samples
 def test_overfit_scene0000_crop(samples_dir):
-    batch = _scene0000_crop(samples_dir)
+    batch = scene0000_crop(samples_dir)
     target = batch.point["segment"]
     labelled = target >= 0
     assert len(torch.unique(target[labelled])) >= 5  # a non-trivial crop
