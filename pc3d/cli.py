@@ -36,8 +36,9 @@ def builtin_config_dir() -> Path:
 
 
 def builtin_configs() -> list[str]:
-    """Names of the shipped configs, e.g. ``meepo_demo.yaml``."""
-    return sorted(p.name for p in builtin_config_dir().glob("*.yaml"))
+    """Names of the shipped configs relative to their folder, e.g. ``meepo_demo.yaml``, ``mixers/agent_demo.yaml``."""
+    root = builtin_config_dir()
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml"))
 
 
 def resolve_config(value: str) -> str:

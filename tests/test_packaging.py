@@ -43,7 +43,11 @@ def test_wheel_contains_mapped_packages_and_configs(wheel: Path):
     for required in ("pc3d/kernels/__init__.py", "pc3d/kernels/sparse.py", "pc3d/viz/__init__.py",
                      "pc3d/tools/__init__.py", "pc3d/tools/data_cli.py", "pc3d/configs/__init__.py"):  # fmt: skip
         assert required in names, required
-    shipped = {Path(n).name for n in names if n.startswith("pc3d/configs/") and n.endswith(".yaml")}
+    shipped = {
+        n.removeprefix("pc3d/configs/")
+        for n in names
+        if n.startswith("pc3d/configs/") and n.endswith(".yaml")
+    }
     assert shipped == set(builtin_configs())
     assert not any(n.startswith(("tests/", "kernels/", "viz/", "tools/")) for n in names)
 

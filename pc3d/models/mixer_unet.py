@@ -24,7 +24,7 @@ class MixerUNet(SerializedUNet):
 
     def __init__(
         self,
-        mixer: Callable[..., nn.Module] | str,
+        mixer: str | Callable[..., nn.Module],
         mixer_args: Mapping[str, Any] | None = None,
         in_channels: int = 6,
         num_classes: int = 20,
