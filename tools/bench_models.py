@@ -1,4 +1,4 @@
-"""Model benchmarks: ``python -m pc3d.tools.bench_models {seg,det} [options]``.
+"""Model benchmarks: ``python -m pc3d.tools.bench_models {seg,seg-demo,det} [options]``.
 
 Each section prints a table of medians with ratios against a baseline measured in the same run.
 """
@@ -11,6 +11,7 @@ from pc3d.tools.bench import dispatch
 
 SECTIONS = {
     "seg": "pc3d.tools.bench.models_seg",
+    "seg-demo": "pc3d.tools.bench.models_seg_demo",
     "det": "pc3d.tools.bench.models_det",
 }
 

@@ -31,15 +31,17 @@ import time
 from pathlib import Path
 
 from pc3d.tools.bench.component_timer import ComponentTimer
+from pc3d.tools.bench.model_configs import model_from_configs
 
 MODELS = {
-    # name: (class path, extra init args) -- all paper size: widths (32..512), depths (2,2,2,6,2)/(2,2,2,2)
-    "ptv3-math": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "math"}),
-    "ptv3-sdpa": ("pc3d.models.ptv3.PTv3", {"patch_size": 1024, "attn_impl": "sdpa"}),
-    "meepo": ("pc3d.models.meepo.MEEPO", {}),
-    "meepo-2dir": ("pc3d.models.meepo.MEEPO", {"directions": ["forward", "reverse"]}),
+    # name: (stacked shipped configs, init-argument overrides) -- all paper size: widths 32..512,
+    # depths (2,2,2,6,2)/(2,2,2,2); the mixer configs swap the token mixer of PTv3's layout and recipe
+    "ptv3-math": (["ptv3_scannet.yaml"], {"attn_impl": "math"}),
+    "ptv3-sdpa": (["ptv3_scannet.yaml"], {"attn_impl": "sdpa"}),
+    "meepo": (["meepo_scannet.yaml"], {}),
+    "meepo-2dir": (["meepo_scannet.yaml"], {"directions": ["forward", "reverse"]}),
     # the same MEEPO on the channel-major reference kernels (sequence_depthwise_conv + selective_scan)
-    "meepo-ref": ("pc3d.models.meepo.MEEPO", {"scan_backend": "numba"}),
+    "meepo-ref": (["meepo_scannet.yaml"], {"scan_backend": "numba"}),
 }
 BASELINE = "ptv3-math"
 TARGET = "ptv3-sdpa"  # the second ratio column: the PTv3 the targets compare against
@@ -78,11 +80,8 @@ def load_scene(samples: Path, grid: float = 0.02, crop: int | None = None):
 
 
 def build(name: str):
-    import importlib
-
-    path, extra = MODELS[name]
-    module, _, cls = path.rpartition(".")
-    return getattr(importlib.import_module(module), cls)(**extra)
+    configs, overrides = MODELS[name]
+    return model_from_configs(*configs, **overrides)
 
 
 def instrument(model, sync=None) -> ComponentTimer:
