@@ -67,27 +67,6 @@ def check_points(x: Tensor, name: str, dims: int = 3, finite: bool = True) -> Te
     return x.contiguous()
 
 
-def check_offsets(offsets: Any, n: int, name: str, device: torch.device | None = None) -> Tensor:
-    """Validate packing offsets ``(B+1,)`` of ``n`` rows; ``None`` means one cloud. Returns int64."""
-    if offsets is None:
-        return torch.tensor([0, n], dtype=torch.int64, device=device)
-    if isinstance(offsets, np.ndarray):
-        offsets = torch.from_numpy(offsets)
-    elif not isinstance(offsets, Tensor):
-        offsets = torch.as_tensor(offsets)
-    if offsets.dim() != 1 or offsets.numel() < 1:
-        raise ValueError(f"{name}: expected a 1-D tensor (B+1,), got shape {tuple(offsets.shape)}")
-    if offsets.dtype not in (torch.int32, torch.int64, torch.uint8, torch.int16):
-        raise ValueError(f"{name}: expected an integer tensor, got {offsets.dtype}")
-    offsets = offsets.to(torch.int64)
-    o = offsets.cpu()
-    if int(o[0]) != 0 or int(o[-1]) != n:
-        raise ValueError(f"{name}: must start at 0 and end at N={n}, got {int(o[0])}..{int(o[-1])}")
-    if o.numel() > 1 and bool((o[1:] < o[:-1]).any()):
-        raise ValueError(f"{name}: must be non-decreasing")
-    return offsets if device is None else offsets.to(device)
-
-
 def check_same_batch(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     if a.numel() != b.numel():
         raise ValueError(f"{name_b}: describes {b.numel() - 1} clouds but {name_a} describes {a.numel() - 1}")

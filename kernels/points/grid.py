@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import as_tensor, check_backend, check_offsets, check_points, numba_threads
+from pc3d.kernels.packing import batch_index, check_offsets
+
+from ._common import as_tensor, check_backend, check_points, numba_threads
 from ._grid_numba import cloud_min_extent, floor_grid, group_sorted, pick_members, voxel_keys
 from ._serial_numba import radix_sort_pairs
 
@@ -56,8 +58,7 @@ def _groups_torch(coord: Tensor, offsets: Tensor, gs: float) -> tuple[Tensor, ..
     dev = coord.device
     n = coord.shape[0]
     nb_clouds = offsets.numel() - 1
-    counts_pc = offsets[1:] - offsets[:-1]
-    bidx = torch.repeat_interleave(torch.arange(nb_clouds, device=dev), counts_pc)
+    bidx = batch_index(offsets)
     g = torch.floor(coord.double() / gs).long()
     gmin = torch.zeros(nb_clouds, 3, dtype=torch.long, device=dev)
     if n:

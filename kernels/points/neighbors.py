@@ -13,21 +13,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pc3d.kernels.packing import batch_index, check_offsets
+
 from ._common import (
     as_tensor,
     bbox3,
     check_backend,
-    check_offsets,
     check_points,
     check_same_batch,
     numba_threads,
 )
 from ._neigh_numba import ball_query_grid_kernel, ball_query_kernel, fps_kernel, knn_kernel
-
-
-def _cloud_index(offsets: Tensor) -> Tensor:
-    counts = offsets[1:] - offsets[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=offsets.device), counts)
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -150,7 +146,7 @@ def ball_query(
     if not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"k: expected a positive int, got {k!r}")
     k = int(k)
-    cb = _cloud_index(coff)
+    cb = batch_index(coff)
     if be == "numba":
         use_grid, work = _use_grid(xyz, offsets, coff, r, k)
         with numba_threads(work * centers.shape[0]):
@@ -236,7 +232,7 @@ def knn(
     if not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"k: expected a positive int, got {k!r}")
     k = int(k)
-    qb = _cloud_index(qoff)
+    qb = batch_index(qoff)
     if be == "numba":
         nmax = int((offsets[1:] - offsets[:-1]).max()) if offsets.numel() > 1 else 0
         with numba_threads(query.shape[0] * nmax):

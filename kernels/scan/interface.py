@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from pc3d.kernels.packing import check_offsets
 from pc3d.kernels.scan.reference import selective_scan_ref
 
 __all__ = ["BACKENDS", "selective_scan"]
@@ -93,11 +94,7 @@ def check_scan_order(
         raise ValueError(f"offsets (packed sequences) require b == 1, got {name} with b = {bsz}")
     if offsets.numel() < 2:
         raise ValueError(f"offsets must have at least 2 entries (S+1,), got {offsets.numel()}")
-    o = offsets.detach().cpu()
-    if int(o[0]) != 0 or int(o[-1]) != length:
-        raise ValueError(f"offsets must start at 0 and end at L = {length}, got {int(o[0])} ... {int(o[-1])}")
-    if bool((o[1:] < o[:-1]).any()):
-        raise ValueError("offsets must be non-decreasing (monotonic sequence boundaries)")
+    check_offsets(offsets.detach(), length, "offsets")
 
 
 def _triton_usable(dev: torch.device) -> bool:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from pc3d.kernels.packing import batch_index
 from pc3d.kernels.scan.interface import check_scan_order
 from pc3d.kernels.scan.reference import scan_order
 
@@ -41,7 +42,7 @@ def sequence_depthwise_conv_ref(
     left = (k - 1) // 2
     pi = sequence_positions(offsets, reverse, stride)
     counts = (offsets[1:] - offsets[:-1]).to(x.device)
-    seq = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts)
+    seq = batch_index(offsets.to(x.device))
     dest = torch.arange(length, device=x.device) + seq * (k - 1) + left  # scan position -> padded column
     buf = x.new_zeros(nb, nc, length + counts.numel() * (k - 1))
     buf[:, :, dest] = x[:, :, pi]

@@ -21,33 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pc3d.kernels.packing import batch_index, check_offsets, offsets_from_counts
 
-def offsets_from_counts(counts: Sequence[int] | Tensor, device: torch.device | None = None) -> Tensor:
-    """Cumulative offsets ``(B+1,)`` int64 starting at 0 from per-cloud counts ``(B,)``."""
-    counts = torch.as_tensor(counts, dtype=torch.long, device=device)
-    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-
-
-def batch_index(offsets: Tensor) -> Tensor:
-    """Cloud index of every packed row, ``(N,)`` int64, from ``offsets (B+1,)``."""
-    counts = offsets[1:] - offsets[:-1]
-    return torch.repeat_interleave(torch.arange(len(counts), device=offsets.device), counts)
-
-
-def check_offsets(offsets: Tensor, n: int, name: str = "offsets") -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``offsets`` is a valid ``(B+1,)`` packing of ``n`` rows."""
-    if not isinstance(offsets, Tensor) or offsets.dim() != 1 or offsets.numel() < 1:
-        raise ValueError(
-            f"{name}: expected a 1-D tensor (B+1,), got {getattr(offsets, 'shape', type(offsets))}"
-        )
-    if offsets.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"{name}: expected an integer tensor, got {offsets.dtype}")
-    if int(offsets[0]) != 0 or int(offsets[-1]) != n:
-        raise ValueError(
-            f"{name}: must start at 0 and end at N={n}, got {offsets[0].item()}..{offsets[-1].item()}"
-        )
-    if offsets.numel() > 1 and bool((offsets[1:] < offsets[:-1]).any()):
-        raise ValueError(f"{name}: must be non-decreasing")
+__all__ = ["PointBatch", "batch_index", "check_offsets", "offsets_from_counts"]
 
 
 def _as_tensor(x: Any) -> Tensor:

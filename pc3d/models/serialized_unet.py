@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pc3d.data.batch import batch_index, check_offsets
+from pc3d.kernels.packing import batch_index, check_offsets
 from pc3d.kernels.sparse import spconv
 from pc3d.models.blocks.common import linear_bn_gelu, make_norm
 from pc3d.models.point import ORDERS, SerializedPoints, build_points

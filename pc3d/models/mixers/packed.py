@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pc3d.kernels.packing import batch_index
 from pc3d.kernels.scan import sequence_depthwise_conv
 from pc3d.models.point import SerializedPoints
 
@@ -24,9 +25,7 @@ def cloud_slices(offsets: Tensor) -> list[slice]:
 
 def cloud_sum(x: Tensor, offsets: Tensor) -> Tensor:
     """Per-cloud sum of ``x (N, ...)``: ``(B, ...)`` (zeros for an empty cloud)."""
-    counts = offsets[1:] - offsets[:-1]
-    batch = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts.to(x.device))
-    return x.new_zeros(counts.numel(), *x.shape[1:]).index_add_(0, batch, x)
+    return x.new_zeros(offsets.numel() - 1, *x.shape[1:]).index_add_(0, batch_index(offsets.to(x.device)), x)
 
 
 def expand_clouds(t: Tensor, offsets: Tensor) -> Tensor:

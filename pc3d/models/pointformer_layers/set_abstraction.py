@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pc3d.kernels.packing import batch_index
+
 from .feature_propagation import mlp
 from .grouping import group, sample
 
@@ -48,7 +50,7 @@ class SetAbstraction(nn.Module):
         if self.num_points is None:
             counts = offsets[1:] - offsets[:-1]
             b = counts.numel()
-            seg = torch.repeat_interleave(torch.arange(b, device=xyz.device), counts)
+            seg = batch_index(offsets)
             h = self.mlp(torch.cat([xyz, feat], 1))
             out = h.new_full((b, h.shape[1]), float("-inf")).scatter_reduce(
                 0, seg[:, None].expand_as(h), h, "amax", include_self=True
@@ -79,12 +81,10 @@ class SetAbstraction(nn.Module):
         weight = self.mlp[0].weight  # (C1, 3 + C)
         w_xyz = weight[:, :3] / self.radius if self.normalize_xyz else weight[:, :3]
         counts = offsets[1:] - offsets[:-1]
-        set_of_point = torch.repeat_interleave(torch.arange(len(counts), device=xyz.device), counts)
+        set_of_point = batch_index(offsets)
         mean = torch.zeros(len(counts), 3, dtype=xyz.dtype, device=xyz.device)
         mean = mean.index_add_(0, set_of_point, xyz.detach()) / counts.clamp_min(1)[:, None].to(xyz.dtype)
-        set_of_center = torch.repeat_interleave(
-            torch.arange(len(counts), device=xyz.device), center_offsets[1:] - center_offsets[:-1]
-        )
+        set_of_center = batch_index(center_offsets)
         point_term = (xyz - mean[set_of_point]) @ w_xyz.T + feat @ weight[:, 3:].T
         center_term = (centers - mean[set_of_center]) @ w_xyz.T
         return point_term, center_term
