@@ -10,7 +10,6 @@ uses order ``i mod K``. Clouds are packed by offsets and never mixed.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,23 +20,9 @@ from pc3d.kernels.packing import batch_index, check_offsets
 from pc3d.kernels.sparse import spconv
 from pc3d.models.blocks.common import linear_bn_gelu, make_norm
 from pc3d.models.point import ORDERS, SerializedPoints, build_points
+from pc3d.models.resolve import resolve_class
 
 _BITS = 16  # per-axis bits of the voxel keys and of the serialization codes
-
-
-def resolve_block(block: Callable[..., nn.Module] | str) -> Callable[..., nn.Module]:
-    """A block class/factory, or its dotted import path (``"pc3d.models.blocks.MEEPOBlock"``)."""
-    if isinstance(block, str):
-        module, _, name = block.rpartition(".")
-        if not module:
-            raise ValueError(f"block: expected a dotted class path, got {block!r}")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"block: cannot import {block!r}: {e}") from e
-    if not callable(block):
-        raise ValueError(f"block: expected a class, callable or dotted path, got {type(block).__name__}")
-    return block
 
 
 def _voxel_key(batch: Tensor, grid: Tensor) -> Tensor:
@@ -156,7 +141,7 @@ class SerializedUNet(nn.Module):
         serialization_depth: int = _BITS,
     ) -> None:
         super().__init__()
-        block = resolve_block(block)
+        block = resolve_class(block, "block")
         ns = len(enc_depths)
         if ns < 1 or len(enc_channels) != ns:
             raise ValueError(

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from pc3d.kernels.sparse import spconv
 from pc3d.models.blocks.common import MLP, DropPath, make_norm
 from pc3d.models.point import SerializedPoints
+from pc3d.models.resolve import resolve_class
 
 
 class MixerBlock(nn.Module):
@@ -39,8 +40,6 @@ class MixerBlock(nn.Module):
         mixer_norm: str = "layer",
     ) -> None:
         super().__init__()
-        from pc3d.models.serialized_unet import resolve_block
-
         args = dict(mixer_args or {})
         if num_heads is not None:
             args["num_heads"] = num_heads
@@ -48,7 +47,7 @@ class MixerBlock(nn.Module):
         self.conv_norm = nn.LayerNorm(channels)
         self.conv_act = nn.GELU()
         self.norm1 = make_norm(mixer_norm, channels)
-        self.mixer = resolve_block(mixer)(channels=channels, **args)
+        self.mixer = resolve_class(mixer, "mixer")(channels=channels, **args)
         self.norm2 = nn.LayerNorm(channels)
         self.mlp = MLP(channels, int(channels * mlp_ratio))
         self.drop_path = DropPath(drop_path)
