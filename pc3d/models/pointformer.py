@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from pc3d.data.batch import check_offsets
+from pc3d.kernels.packing import check_offsets
 
 from .pointformer_layers import FeaturePropagation, PointformerBlock
 
 T = TypeVar("T")
+AttentionSpec = str | type[nn.Module] | None  # an attention class or its dotted path; None: full attention
 
 
 def _per_block(value: T | Sequence[T], n: int, name: str) -> list[T]:
@@ -39,7 +40,11 @@ class Pointformer(nn.Module):
     Per-block options accept one value or one per block: ``num_heads``, ``use_local_global`` (the
     Local-Global Transformer, off in the official release), ``refine`` (coordinate refinement, absent
     from the official release), ``linformer_ratio`` (Linformer K/V projection of the Global and
-    Local-Global attention; ``cloud_points`` bounds the memory length of block 1's LGT).
+    Local-Global attention; ``cloud_points`` bounds the memory length of block 1's LGT),
+    ``global_attention`` and ``global_attention_args`` (the Global Transformer's attention class or
+    dotted class path and its arguments; ``None`` is full attention, e.g.
+    ``pc3d.models.pointformer_layers.attention.AgentGlobalAttention`` with ``{num_agents: 64}`` for
+    agent attention, whose memory is linear in the sampled points).
 
     ``forward(coord (N,3), feat (N,in_channels), offsets (B+1,))`` returns a dict:
     ``seed_xyz (S,3)`` (refined when refinement is on), ``seed_feat (S,C_fp)``, ``seed_offsets (B+1,)``,
@@ -68,6 +73,8 @@ class Pointformer(nn.Module):
         refine: bool | Sequence[bool] = False,
         linformer_ratio: int | Sequence[int] = 1,
         cloud_points: int | None = None,
+        global_attention: AttentionSpec | Sequence[AttentionSpec] = None,
+        global_attention_args: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         fp_channels: Sequence[Sequence[int]] = ((256, 256), (256, 256)),
     ) -> None:
         super().__init__()
@@ -89,6 +96,8 @@ class Pointformer(nn.Module):
         lgt = _per_block(use_local_global, n, "use_local_global")
         ref = _per_block(refine, n, "refine")
         lin = _per_block(linformer_ratio, n, "linformer_ratio")
+        attn = _per_block(global_attention, n, "global_attention")
+        attn_args = _per_block(global_attention_args, n, "global_attention_args")
         self.in_channels = in_channels
         self.stem = nn.Linear(in_channels, stem_channels)
         self.blocks = nn.ModuleList()
@@ -115,6 +124,8 @@ class Pointformer(nn.Module):
                     ref[i],
                     lin[i],
                     mem_len,
+                    attn[i],
+                    attn_args[i],
                 )
             )
             c, mem_len = out_channels[i], num_points[i]

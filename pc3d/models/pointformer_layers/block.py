@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from .global_transformer import GlobalTransformer, LocalGlobalTransformer
@@ -23,6 +26,8 @@ class PointformerBlock(nn.Module):
     attention-weighted mean of its group's xyz (weights from the last LT layer, averaged over heads and
     queries) — a differentiable shift towards dense regions. With ``use_global`` the Global Transformer
     runs over all centroids of a cloud and maps ``dim -> out_channels``; otherwise a linear layer does.
+    ``global_attention`` (a class or dotted class path, with ``global_attention_args``) replaces the
+    Global Transformer's full attention (see :class:`GlobalTransformer`).
     """
 
     def __init__(
@@ -45,6 +50,8 @@ class PointformerBlock(nn.Module):
         refine: bool = False,
         linformer_ratio: int = 1,
         memory_len: int | None = None,
+        global_attention: Callable[..., nn.Module] | str | None = None,
+        global_attention_args: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_points < 1 or num_samples < 1 or radius <= 0:
@@ -75,6 +82,8 @@ class PointformerBlock(nn.Module):
                 prenorm,
                 num_points,
                 linformer_ratio,
+                global_attention,
+                global_attention_args,
             )
             if use_global
             else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -19,6 +22,11 @@ class GlobalTransformer(nn.Module):
     ``xyz (S, 3)``, ``feat (S, dim)``, ``offsets (B+1,)`` -> ``(S, out_channels)``. Each cloud
     attends only to itself. ``kv_ratio > 1`` enables the Linformer projection, which needs
     ``seq_len`` (the maximum number of points per cloud, e.g. the block's ``num_points``).
+
+    ``attention`` replaces full attention in every layer by another class (or dotted class path),
+    built as ``attention(dim=, num_heads=, dropout=, **attention_args)`` and given the points' xyz
+    (see :class:`~.attention.TransformerEncoderLayer`), e.g. :class:`~.attention.AgentGlobalAttention`
+    with ``attention_args={"num_agents": 64}``, whose memory grows linearly with the points per cloud.
     """
 
     def __init__(
@@ -32,22 +40,28 @@ class GlobalTransformer(nn.Module):
         prenorm: bool = True,
         seq_len: int | None = None,
         kv_ratio: int = 1,
+        attention: Callable[..., nn.Module] | str | None = None,
+        attention_args: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.pe = PositionEncoding(dim)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(dim, num_heads, ffn_ratio, dropout, prenorm, seq_len, kv_ratio)
+            TransformerEncoderLayer(
+                dim, num_heads, ffn_ratio, dropout, prenorm, seq_len, kv_ratio, attention, attention_args
+            )
             for _ in range(num_layers)
         )
         self.out = nn.Linear(dim, out_channels)
+        self.attention_takes_xyz = attention is not None
 
     def forward(self, xyz: Tensor, feat: Tensor, offsets: Tensor) -> Tensor:
         x = feat + self.pe(xyz)
         outs = []
         for s, e in _segments(offsets):
             h = x[s:e].unsqueeze(0)
+            pos = xyz[s:e].unsqueeze(0) if self.attention_takes_xyz else None
             for layer in self.layers:
-                h, _ = layer(h)
+                h, _ = layer(h, xyz=pos)
             outs.append(h[0])
         return self.out(torch.cat(outs) if outs else x)
 
