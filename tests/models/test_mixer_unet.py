@@ -76,3 +76,7 @@ def test_serialized_depthwise_conv_is_a_conv_along_each_clouds_curve():
     for s, e in [(0, 9), (9, 15)]:
         ref = F.conv1d(along[s:e].t()[None], conv.weight[:, None], conv.bias, padding=1, groups=3)[0].t()
         torch.testing.assert_close(out[point.order[1][s:e]], ref)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = conv(x.bfloat16(), point, 1)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), out, rtol=0.02, atol=0.02)

@@ -93,11 +93,12 @@ class SerializedDepthwiseConv(nn.Module):
         nn.init.kaiming_uniform_(self.weight.view(channels, 1, kernel_size), a=5**0.5)
 
     def forward(self, x: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
-        xs = x[point.order[order_index]].t()[None]  # (1, C, N) along the curve
-        y = sequence_depthwise_conv(xs.contiguous(), self.weight.to(x.dtype), point.offsets)[0].t()
+        # float32 whatever the autocast dtype: the CPU kernel has no bfloat16 path
+        xs = x[point.order[order_index]].float().t()[None]  # (1, C, N) along the curve
+        y = sequence_depthwise_conv(xs.contiguous(), self.weight.float(), point.offsets)[0].t()
         if self.bias is not None:
-            y = y + self.bias.to(x.dtype)
-        return y[point.inverse[order_index]]
+            y = y + self.bias.float()
+        return y[point.inverse[order_index]].to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"channels={self.weight.shape[0]}, kernel_size={self.weight.shape[1]}"
