@@ -32,4 +32,4 @@ def model_from_configs(*configs: str, **overrides) -> nn.Module:
         args += ["--model", json.dumps(network_spec(config))]
     if overrides:
         args += ["--model", json.dumps({"init_args": overrides})]
-    return parser.instantiate_classes(parser.parse_args(args)).model
+    return parser.instantiate(parser.parse_args(args)).model
