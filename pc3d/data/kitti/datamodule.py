@@ -11,14 +11,8 @@ from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
 from pc3d.data.kitti.dataset import DEFAULT_POINT_RANGE, KittiDataset
+from pc3d.data.loader import worker_init
 from pc3d.data.preprocessed import require_preprocessed
-
-
-def _worker_init(worker_id: int) -> None:
-    """One numba thread per DataLoader worker (torch already uses one), to avoid oversubscription."""
-    import numba
-
-    numba.set_num_threads(1)
 
 
 class KittiDataModule(L.LightningDataModule):
@@ -125,7 +119,7 @@ class KittiDataModule(L.LightningDataModule):
             collate_fn=PointBatch.collate,
             persistent_workers=workers,
             multiprocessing_context=self.multiprocessing_context if workers else None,
-            worker_init_fn=_worker_init if workers else None,
+            worker_init_fn=worker_init if workers else None,
             drop_last=False,
         )
 

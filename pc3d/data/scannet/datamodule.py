@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
+from pc3d.data.loader import worker_init
 from pc3d.data.preprocessed import require_preprocessed
 from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
 from pc3d.data.scannet.dataset import (
@@ -36,15 +37,6 @@ def data_mean_sizes(
     has = counts > 0
     out[has] = sums[has] / counts[has, None]
     return out.tolist()
-
-
-def _worker_init(worker_id: int) -> None:
-    """One compute thread per DataLoader worker (torch and numba), so workers do not oversubscribe."""
-    import numba
-    import torch
-
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
 
 
 class ScanNetDataModule(L.LightningDataModule):
@@ -241,7 +233,7 @@ class ScanNetDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             drop_last=False,
-            worker_init_fn=_worker_init if self.num_workers > 0 else None,
+            worker_init_fn=worker_init if self.num_workers > 0 else None,
             multiprocessing_context=self.multiprocessing_context if self.num_workers > 0 else None,
         )
 
