@@ -42,22 +42,6 @@ def box_corners(boxes: np.ndarray) -> np.ndarray:
     return np.stack([x, y, local[..., 2]], -1) + boxes[:, None, :3]
 
 
-def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Index ``(N,)`` int64 of the first box ``(M, 7)`` containing each point ``(N, 3)``, or -1."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    out = np.full(points.shape[0], -1, dtype=np.int64)
-    for j in range(boxes.shape[0] - 1, -1, -1):  # reverse, so the first containing box wins
-        x, y, z, dx, dy, dz, yaw = boxes[j]
-        d = points - (x, y, z)
-        c, s = np.cos(yaw), np.sin(yaw)
-        lx = d[:, 0] * c + d[:, 1] * s
-        ly = -d[:, 0] * s + d[:, 1] * c
-        inside = (np.abs(lx) <= dx / 2) & (np.abs(ly) <= dy / 2) & (np.abs(d[:, 2]) <= dz / 2)
-        out[inside] = j
-    return out
-
-
 @dataclasses.dataclass
 class BoxLayer:
     """Wireframes of a set of boxes.

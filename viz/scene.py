@@ -203,7 +203,7 @@ class Scene:
         (-1 outside every box) and ``class_names = box_class_names``; ``self`` if the scene already
         has point labels or no boxes.
         """
-        from pc3d.viz.geometry import points_in_boxes
+        from pc3d.kernels.boxes import points_in_boxes
 
         if self.segment is not None or self.pred is not None or not self.box_class_names:
             return self

@@ -58,7 +58,7 @@ def test_scannet_scene_loads_with_labels_and_boxes(scannet):
     assert scannet.segment is not None and (scannet.segment >= 0).mean() > 0.5
     assert scannet.boxes_gt.shape[0] >= 10
     # boxes are in the aligned frame, like the points: every box contains points of the scene
-    from pc3d.viz.geometry import points_in_boxes
+    from pc3d.kernels.boxes import points_in_boxes
 
     for j, box in enumerate(scannet.boxes_gt):
         assert (points_in_boxes(scannet.coord, box[None]) == 0).sum() > 20, f"box {j} holds no points"

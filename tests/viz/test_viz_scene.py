@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pc3d.kernels.boxes import points_in_boxes
 from pc3d.viz import colors as C
 from pc3d.viz.camera import camera_preset, view_bounds
-from pc3d.viz.geometry import box_corners, point_colors, points_in_boxes, scene_layers
+from pc3d.viz.geometry import box_corners, point_colors, scene_layers
 from pc3d.viz.scene import Scene, expand_inputs, input_kind, load_npz, merge_predictions, scene_from_dict
 
 NAMES = ("wall", "floor", "chair")
