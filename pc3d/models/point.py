@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pc3d.kernels.points import serialization_order, serialize
+from pc3d.kernels.points import ORDERS, serialization_order, serialize
 
-ORDERS = ("z", "z-trans", "hilbert", "hilbert-trans")
+__all__ = ["ORDERS", "SerializedPoints", "build_points", "serialize_levels"]
 
 
 @dataclass
