@@ -21,7 +21,6 @@ head (including its own sampling, NMS and stage 2).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import resource
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pc3d.tools.bench.component_timer import ComponentTimer
+from pc3d.tools.bench.model_configs import model_from_configs
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -63,35 +63,12 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _config_dir() -> Path:
-    local = REPO / "configs"
-    if local.is_dir():
-        return local
-    from pc3d.cli import builtin_config_dir
-
-    return builtin_config_dir()
-
-
-def instantiate(node: Any) -> Any:
-    """Build ``{class_path, init_args}`` trees (as in the YAML configs) recursively."""
-    if isinstance(node, dict) and "class_path" in node:
-        mod, _, name = node["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(mod), name)
-        return cls(**{k: instantiate(v) for k, v in node.get("init_args", {}).items()})
-    if isinstance(node, dict):
-        return {k: instantiate(v) for k, v in node.items()}
-    return node
-
-
 def build_model(variant: str):
-    import yaml
-
     cfg_name, bb_over, head_over = VARIANTS[variant]
-    cfg = yaml.safe_load((_config_dir() / cfg_name).read_text())
-    det = cfg["model"]["init_args"]["model"]
-    det["init_args"]["backbone"]["init_args"].update(bb_over)
-    det["init_args"]["head"]["init_args"].update(head_over)
-    return instantiate(det)
+    overrides = {
+        part: {"init_args": over} for part, over in (("backbone", bb_over), ("head", head_over)) if over
+    }
+    return model_from_configs(cfg_name, **overrides)
 
 
 def load_points(dataset: str, n: int, samples: Path):
