@@ -42,7 +42,7 @@ MODELS = {
     "meepo-2dir": (["meepo_scannet.yaml"], {"directions": ["forward", "reverse"]}),
     # the same MEEPO on the channel-major reference kernels (sequence_depthwise_conv + selective_scan)
     "meepo-ref": (["meepo_scannet.yaml"], {"scan_backend": "numba"}),
-    **{name: (["ptv3_scannet.yaml", f"mixers/{name}_scannet.yaml"], {}) for name in ("agent", "deformable", "mediator", "slide")},
+    **{name: (["ptv3_scannet.yaml", f"mixers/{name}_scannet.yaml"], {}) for name in ("agent", "inline", "mlla", "mediator", "slide", "deformable")},
 }
 BASELINE = "ptv3-math"
 TARGET = "ptv3-sdpa"  # the second ratio column: the PTv3 the targets compare against

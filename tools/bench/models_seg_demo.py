@@ -27,7 +27,7 @@ from pathlib import Path
 MODELS: dict[str, list[str]] = {
     "meepo": [],
     "ptv3": ["mixers/ptv3_demo.yaml"],
-    **{name: [f"mixers/{name}_demo.yaml"] for name in ("agent", "deformable", "mediator", "slide")},
+    **{name: [f"mixers/{name}_demo.yaml"] for name in ("agent", "inline", "mlla", "mediator", "slide", "deformable")},
 }
 BASELINE = "meepo"
 
