@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["batch_index", "check_offsets", "offsets_from_counts"]
+__all__ = ["batch_index", "check_offsets", "cloud_slices", "offsets_from_counts"]
 
 
 def offsets_from_counts(counts: Sequence[int] | Tensor, device: torch.device | None = None) -> Tensor:
@@ -26,6 +26,12 @@ def batch_index(offsets: Tensor) -> Tensor:
     """Cloud index of every packed row, ``(N,)`` int64, from ``offsets (B+1,)``."""
     counts = offsets[1:] - offsets[:-1]
     return torch.repeat_interleave(torch.arange(counts.numel(), device=offsets.device), counts)
+
+
+def cloud_slices(offsets: Tensor) -> list[slice]:
+    """One ``slice`` of rows per cloud for ``offsets (B+1,)``."""
+    o = offsets.tolist()
+    return [slice(o[b], o[b + 1]) for b in range(len(o) - 1)]
 
 
 def check_offsets(offsets: Any, n: int, name: str = "offsets", device: torch.device | None = None) -> Tensor:

@@ -55,3 +55,10 @@ def test_mixer_block_builds_mixer_with_stage_heads_and_runs_in_the_unet():
 def test_mixer_block_accepts_a_dotted_mixer_path():
     block = MixerBlock(8, "torch.nn.Identity")
     assert type(block.mixer) is nn.Identity
+
+
+def test_mixer_block_refuses_heads_in_mixer_args_when_the_stage_gives_them():
+    import pytest
+
+    with pytest.raises(ValueError, match="mixer_args"):
+        MixerBlock(8, RecordingMixer, mixer_args={"num_heads": 4}, num_heads=2)

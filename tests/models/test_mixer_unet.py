@@ -13,6 +13,7 @@ from pc3d.models.mixers.packed import (
     cloud_apply,
     cloud_kv,
     cloud_sum,
+    curve_tokens,
     expand_clouds,
     serialized_pool,
 )
@@ -80,3 +81,23 @@ def test_serialized_depthwise_conv_is_a_conv_along_each_clouds_curve():
         low = conv(x.bfloat16(), point, 1)
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), out, rtol=0.02, atol=0.02)
+
+
+def test_linear_attention_states_do_not_overflow_in_half_precision():
+    """A cloud of 70k rows: the fp16 sum would pass 65504; the state is accumulated in float32."""
+    k = torch.full((70_000, 1, 2), 2.0, dtype=torch.float16)
+    v = torch.full((70_000, 1, 2), 1.0, dtype=torch.float16)
+    offsets = torch.tensor([0, 70_000])
+    state = cloud_kv(k, v, offsets)
+    assert state.dtype == torch.float32
+    torch.testing.assert_close(state, torch.full((1, 1, 2, 2), 140_000.0))
+    torch.testing.assert_close(cloud_sum(v, offsets), torch.full((1, 1, 2), 70_000.0))
+
+
+def test_curve_tokens_give_small_clouds_one_token_per_row():
+    point = level([10, 3, 0], seed=4)
+    x = torch.randn(13, 2)
+    tokens, token_offsets = curve_tokens(x, point.order[0], point.offsets, 4)
+    assert token_offsets.tolist() == [0, 4, 7, 7]
+    torch.testing.assert_close(tokens[:4], serialized_pool(x, point.order[0], point.offsets, 4)[0])
+    torch.testing.assert_close(tokens[4:], x[point.order[0][10:]])  # 3 rows, 3 tokens: the rows themselves

@@ -42,6 +42,11 @@ class MixerBlock(nn.Module):
         super().__init__()
         args = dict(mixer_args or {})
         if num_heads is not None:
+            if "num_heads" in args:
+                raise ValueError(
+                    "mixer_args: num_heads is the stage's head count (enc_num_heads/dec_num_heads); "
+                    f"remove it from mixer_args (got {args['num_heads']!r})"
+                )
             args["num_heads"] = num_heads
         self.conv = spconv.SubMConv3d(channels, channels, conv_kernel, bias=True, indice_key=indice_key)
         self.conv_norm = nn.LayerNorm(channels)

@@ -14,7 +14,7 @@ How the 2D method maps to packed point clouds:
   their cloud.
 * Agents are pooled from the queries. On an image the paper average-pools the query map to a small
   grid; here :class:`AgentAttention` average-pools each cloud's queries along the block's
-  serialization curve (:func:`~pc3d.models.mixers.packed.serialized_pool`), so an agent summarises a
+  serialization curve (:func:`~pc3d.models.mixers.packed.curve_tokens`), so an agent summarises a
   contiguous stretch of the curve, i.e. a compact region of space, and its position is the mean
   ``point.coord`` of that stretch (its centroid).
 * The paper's agent bias (learned biases between the agent grid and the image grid) becomes a
@@ -38,7 +38,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from pc3d.models.mixers.packed import SerializedDepthwiseConv, cloud_slices, serialized_pool
+from pc3d.models.mixers.packed import SerializedDepthwiseConv, cloud_slices, curve_tokens, head_dim
 from pc3d.models.point import SerializedPoints
 
 
@@ -71,11 +71,17 @@ class AgentAttentionCore(nn.Module):
         out = softmax_agents(q agents^T / sqrt(D) + bias_bc)  V_A   # (H, n, E)
 
     with the biases of :class:`AgentPositionBias` on ``pos - agent_pos`` (``position_bias=False``:
-    no bias). Memory per cloud is ``O(H A n)``. ``dropout`` applies to both attention maps in training.
+    no bias, and ``pos``/``agent_pos`` may be ``None``). Memory per cloud is ``O(H A n)``. ``dropout``
+    applies to both attention maps in training; ``scale`` defaults to ``D ** -0.5``.
     """
 
-    def __init__(self, num_heads: int, position_bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, num_heads: int, position_bias: bool = True, dropout: float = 0.0, scale: float | None = None
+    ) -> None:
         super().__init__()
+        if scale is not None and not scale > 0:
+            raise ValueError(f"qk_scale: expected None or a positive float, got {scale}")
+        self.scale = scale
         if num_heads < 1:
             raise ValueError(f"num_heads: expected >= 1, got {num_heads}")
         if not 0.0 <= dropout < 1.0:
@@ -90,29 +96,33 @@ class AgentAttentionCore(nn.Module):
         q: Tensor,
         k: Tensor,
         v: Tensor,
-        pos: Tensor,
+        pos: Tensor | None,
         agents: Tensor,
-        agent_pos: Tensor,
+        agent_pos: Tensor | None,
         offsets: Tensor,
         agent_offsets: Tensor,
     ) -> Tensor:
         parts = []
         for rows, arows in zip(cloud_slices(offsets), cloud_slices(agent_offsets)):
             if rows.stop > rows.start:
-                parts.append(
-                    self._cloud(q[rows], k[rows], v[rows], pos[rows], agents[arows], agent_pos[arows])
+                cloud_pos = (
+                    (pos[rows], agent_pos[arows]) if pos is not None and agent_pos is not None else None
                 )
+                parts.append(self._cloud(q[rows], k[rows], v[rows], agents[arows], cloud_pos))
         return torch.cat(parts) if parts else v.new_zeros(0, *v.shape[1:])
 
     def _cloud(
-        self, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, agents: Tensor, agent_pos: Tensor
+        self, q: Tensor, k: Tensor, v: Tensor, agents: Tensor, pos: tuple[Tensor, Tensor] | None
     ) -> Tensor:
-        """One cloud: ``q, k (n, H, D)``, ``v (n, H, E)``, ``agents (A, H, D)`` -> ``(n, H, E)``."""
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        """One cloud: ``q, k (n, H, D)``, ``v (n, H, E)``, ``agents (A, H, D)``, ``pos`` the rows' and the
+        agents' positions ``((n, 3), (A, 3))`` -> ``(n, H, E)``."""
+        scale = self.scale or 1.0 / math.sqrt(q.shape[-1])
         aggregate = torch.einsum("ahd,nhd->han", agents, k) * scale  # (H, A, n)
         broadcast = torch.einsum("nhd,ahd->hna", q, agents) * scale  # (H, n, A)
         if self.aggregation_bias is not None and self.broadcast_bias is not None:
-            r = relative_offsets(pos, agent_pos)  # (n, A, 3)
+            if pos is None:
+                raise ValueError("pos/agent_pos: the position biases need the points' and agents' positions")
+            r = relative_offsets(*pos)  # (n, A, 3)
             aggregate = aggregate + self.aggregation_bias(r).permute(2, 1, 0).to(aggregate.dtype)
             broadcast = broadcast + self.broadcast_bias(r).permute(2, 0, 1).to(broadcast.dtype)
         agent_v = self.drop(aggregate.softmax(-1)) @ v.transpose(0, 1)  # (H, A, E)
@@ -130,7 +140,7 @@ class AgentAttention(nn.Module):
 
     ``forward(x (N, C), point, order_index) -> (N, C)``: ``q, k, v = Linear(x)``; each cloud's queries
     are average-pooled along ``point.order[order_index]`` into ``num_agents`` agents (a cloud with
-    fewer rows repeats them), whose positions are the pooled ``point.coord``;
+    fewer rows has one agent per row), whose positions are the pooled ``point.coord``;
     :class:`AgentAttentionCore` mixes the cloud; a depthwise conv of ``v`` along the curve
     (``dwc_kernel``; 0 turns it off) is added; a linear layer projects the result.
 
@@ -157,10 +167,11 @@ class AgentAttention(nn.Module):
         proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        if num_heads < 1 or channels % num_heads:
-            raise ValueError(f"num_heads: expected a divisor of channels={channels}, got {num_heads}")
+        head_dim(channels, num_heads)
         if num_agents < 1:
             raise ValueError(f"num_agents: expected >= 1, got {num_agents}")
+        if not 0.0 <= attn_drop < 1.0:
+            raise ValueError(f"attn_drop: expected a probability in [0, 1), got {attn_drop}")
         if dwc_kernel < 0 or (dwc_kernel and dwc_kernel % 2 == 0):
             raise ValueError(f"dwc_kernel: expected an odd kernel size or 0 (no conv), got {dwc_kernel}")
         if not 0.0 <= proj_drop < 1.0:
@@ -177,9 +188,9 @@ class AgentAttention(nn.Module):
         h, a = self.num_heads, self.num_agents
         q, k, v = self.qkv(x).view(n, 3, h, c // h).unbind(1)
         order, offsets = point.order[order_index], point.offsets
-        agents = serialized_pool(q.reshape(n, c), order, offsets, a).view(-1, h, c // h)  # (B*A, H, D)
-        agent_pos = serialized_pool(point.coord, order, offsets, a).view(-1, 3)
-        agent_offsets = torch.arange(point.num_clouds + 1, device=offsets.device) * a
+        agents, agent_offsets = curve_tokens(q.reshape(n, c), order, offsets, a)  # (T, C), (B+1,)
+        agent_pos, _ = curve_tokens(point.coord, order, offsets, a)  # (T, 3)
+        agents = agents.reshape(-1, h, c // h)
         out = self.core(q, k, v, point.coord, agents, agent_pos, offsets, agent_offsets).reshape(n, c)
         if self.dwc is not None:
             out = out + self.dwc(v.reshape(n, c), point, order_index)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.kernels.points import three_nn
-from pc3d.models.mixers.packed import cloud_slices, serialized_pool
+from pc3d.models.mixers.packed import cloud_slices, head_dim, serialized_pool
 from pc3d.models.point import SerializedPoints
 
 _EPS = 1e-8
@@ -88,8 +88,7 @@ class DeformableAttention(nn.Module):
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels: expected >= 1, got {channels}")
-        if num_heads < 1 or channels % num_heads:
-            raise ValueError(f"num_heads: expected a divisor of channels {channels}, got {num_heads}")
+        head_dim(channels, num_heads)
         if num_refs < 1:
             raise ValueError(f"num_refs: expected >= 1, got {num_refs}")
         if not (math.isfinite(offset_range) and offset_range > 0):
@@ -102,8 +101,9 @@ class DeformableAttention(nn.Module):
             raise ValueError(f"offset_kernel: expected an odd size >= 1, got {offset_kernel}")
         if rpb_frequencies < 0:
             raise ValueError(f"rpb_frequencies: expected >= 0, got {rpb_frequencies}")
-        if not 0.0 <= attn_drop < 1.0:
-            raise ValueError(f"attn_drop: expected a probability in [0, 1), got {attn_drop}")
+        for name, p in (("attn_drop", attn_drop), ("proj_drop", proj_drop)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1), got {p}")
         self.num_heads, self.num_refs, self.groups = num_heads, num_refs, offset_groups
         self.offset_range = float(offset_range)
         self.head_dim = channels // num_heads
@@ -118,10 +118,12 @@ class DeformableAttention(nn.Module):
         self.offset_norm = nn.LayerNorm(gc)
         self.offset_act = nn.GELU()
         self.offset_out = nn.Linear(gc, 3, bias=False)
-        self.rpb_freq = nn.Parameter(torch.empty(rpb_frequencies, 3))
-        self.rpb_phase = nn.Parameter(torch.empty(rpb_frequencies))
-        self.rpb_amp = nn.Parameter(torch.empty(num_heads, rpb_frequencies))
-        self.reset_rpb()
+        self.num_frequencies = rpb_frequencies
+        if rpb_frequencies:  # no empty parameters without a bias: they would never get a gradient (DDP)
+            self.rpb_freq = nn.Parameter(torch.empty(rpb_frequencies, 3))
+            self.rpb_phase = nn.Parameter(torch.empty(rpb_frequencies))
+            self.rpb_amp = nn.Parameter(torch.empty(num_heads, rpb_frequencies))
+            self.reset_rpb()
 
     def reset_rpb(self) -> None:
         """Random directions, wavelengths log-spaced from ``offset_range / 2`` to ``8 offset_range``."""
@@ -200,7 +202,7 @@ class DeformableAttention(nn.Module):
         k = self.k(sampled).reshape(-1, self.num_refs, h, d)  # (B, R, H, D)
         v = self.v(sampled).reshape(-1, self.num_refs, h, d)
         q = q.reshape(n, h, d) * d**-0.5
-        if self.rpb_freq.shape[0]:
+        if self.num_frequencies:
             fq, fk = self._rpb_features(point.coord, pos)
             q = torch.cat([q, fq.to(q.dtype)], -1)
             k = torch.cat([k, fk.to(k.dtype)], -1)
@@ -217,7 +219,7 @@ class DeformableAttention(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_heads={self.num_heads}, num_refs={self.num_refs}, offset_range={self.offset_range}, "
-            f"offset_groups={self.groups}, rpb_frequencies={self.rpb_freq.shape[0]}"
+            f"offset_groups={self.groups}, rpb_frequencies={self.num_frequencies}"
         )
 
 

@@ -18,28 +18,31 @@ of the U-Net, differ widely in ``n``, which on images is fixed per stage; the sc
 divided by the cloud's size, ``s_ij / n`` (the weights ``(s_ij - mean_j' s_ij' + 1) / n`` are softmax's
 first-order expansion), so the output does not grow with the size of the cloud. The image
 neighbourhood of the local residual becomes a window along the block's serialization curve: a
-depthwise conv of the values along ``point.order[order_index]``
-(:class:`~pc3d.models.mixers.packed.SerializedDepthwiseConv`), with static learned weights per channel.
+depthwise conv of the values along ``point.order[order_index]`` whose per-channel kernel is predicted,
+as in the paper, from the mean of the sample's input tokens; a sample here is a cloud, so every cloud
+gets its own kernel (:func:`~pc3d.models.mixers.packed.curve_depthwise_conv`).
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pc3d.models.mixers.linear import feature_map, head_dim, injective_linear_attention, split_heads
-from pc3d.models.mixers.packed import SerializedDepthwiseConv
+from pc3d.models.mixers.linear import cloud_mean, feature_map, injective_linear_attention, split_heads
+from pc3d.models.mixers.packed import curve_depthwise_conv, head_dim
 from pc3d.models.point import SerializedPoints
 
 
 class InLineAttention(nn.Module):
     """Multi-head injective linear attention, global per cloud, plus a local residual along the curve.
 
-    ``q, k, v = Linear(x)``; ``out = Proj(InLine(phi(s q), phi(k), v) + DWConv_curve(v))``, where
-    ``InLine`` weighs the values of the cloud by ``(phi(s q_i) . phi(k_j) - mean_j' (...) + 1) / n``, with
+    ``q, k, v = Linear(x)``; ``out = Proj(InLine(s phi(q), phi(k), v) + DWConv_curve(v; W))``, where
+    ``InLine`` weighs the values of the cloud by ``(s phi(q_i) . phi(k_j) - mean_j' (...) + 1) / n``, with
     ``s = qk_scale`` (default ``head_dim ** -0.5``) and ``phi`` the ``kernel`` feature map
     (``"identity"``, ``"relu"`` or ``"elu"``, see :data:`~pc3d.models.mixers.linear.FEATURE_MAPS`).
     ``residual_kernel`` is the length of the local residual's window along the curve (0 leaves the
-    residual out).
+    residual out); its kernel ``W (C, residual_kernel)`` is ``MLP(mean of the cloud's x)``
+    (``Linear(C, C/4) -> GELU -> Linear(C/4, C k)``, starting from a learned static kernel: the last
+    layer's weights start at zero).
 
     ``forward(x (N, C), point, order_index) -> (N, C)``; clouds are packed by ``point.offsets (B+1,)``.
     """
@@ -67,17 +70,26 @@ class InLineAttention(nn.Module):
         self.phi = feature_map(kernel)
         self.scale = qk_scale or d**-0.5
         self.qkv = nn.Linear(channels, 3 * channels, bias=qkv_bias)
-        self.local = SerializedDepthwiseConv(channels, residual_kernel) if residual_kernel else None
+        self.residual_kernel = residual_kernel
+        self.local = None
+        if residual_kernel:
+            hidden = max(channels // 4, 1)
+            self.local = nn.Sequential(
+                nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels * residual_kernel)
+            )
+            nn.init.zeros_(self.local[2].weight)
+            nn.init.uniform_(self.local[2].bias, -(residual_kernel**-0.5), residual_kernel**-0.5)
         self.proj = nn.Linear(channels, channels)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         h = self.num_heads
-        q, k = self.phi(split_heads(q * self.scale, h)), self.phi(split_heads(k, h))
+        q, k = self.phi(split_heads(q, h)) * self.scale, self.phi(split_heads(k, h))
         out = injective_linear_attention(q, k, split_heads(v, h), point.offsets).reshape_as(x)
         if self.local is not None:
-            out = out + self.local(v, point, order_index)
+            weight = self.local(cloud_mean(x, point.offsets)).view(-1, x.shape[1], self.residual_kernel)
+            out = out + curve_depthwise_conv(v, point, order_index, weight)
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:

@@ -47,13 +47,6 @@ def feature_map(name: str) -> Callable[[Tensor], Tensor]:
     return FEATURE_MAPS[name]
 
 
-def head_dim(channels: int, num_heads: int) -> int:
-    """Channels per head, checking that ``num_heads`` divides ``channels``."""
-    if num_heads < 1 or channels % num_heads:
-        raise ValueError(f"num_heads: expected a divisor of channels {channels}, got {num_heads}")
-    return channels // num_heads
-
-
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """``(N, H * D) -> (N, H, D)``."""
     return x.reshape(x.shape[0], num_heads, -1)
@@ -62,14 +55,14 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 def cloud_mean(x: Tensor, offsets: Tensor) -> Tensor:
     """Per-cloud mean of ``x (N, ...)``: ``(B, ...)`` (zeros for an empty cloud), summed in float32."""
     counts = (offsets[1:] - offsets[:-1]).clamp_min(1).to(x.device, torch.float32)
-    return (cloud_sum(x.float(), offsets) / counts.view(-1, *([1] * (x.dim() - 1)))).to(x.dtype)
+    return (cloud_sum(x, offsets) / counts.view(-1, *([1] * (x.dim() - 1)))).to(x.dtype)
 
 
 def mean_kv_state(k: Tensor, v: Tensor, offsets: Tensor) -> Tensor:
-    """Per-cloud, per-head ``mean_j k_j^T v_j``: ``k (N, H, D)``, ``v (N, H, E)`` -> ``(B, H, D, E)``."""
+    """Per-cloud, per-head ``mean_j k_j^T v_j``: ``k (N, H, D)``, ``v (N, H, E)`` -> ``(B, H, D, E)`` in
+    ``k``'s dtype (summed and divided in float32, so half precision neither overflows nor loses the mean)."""
     counts = (offsets[1:] - offsets[:-1]).clamp_min(1).to(k.device, torch.float32)
-    state = cloud_kv(k, v, offsets)
-    return (state.float() / counts.view(-1, 1, 1, 1)).to(state.dtype)
+    return (cloud_kv(k, v, offsets) / counts.view(-1, 1, 1, 1)).to(k.dtype)
 
 
 def divided_linear_attention(
@@ -86,9 +79,9 @@ def divided_linear_attention(
     ``q, k (N, H, D)`` (after the feature map), ``v (N, H, E)``, ``offsets (B+1,)``. The normaliser
     uses ``q_score, k_score (N, H, D)`` when given (default ``q``, ``k``): with a positional encoding
     that rotates ``q`` and ``k``, the numerator takes the rotated pair and the normaliser the
-    unrotated, positive one. Numerator and normaliser are both formed from per-cloud means, which
-    leaves the ratio unchanged but keeps the magnitudes independent of the cloud size; ``eps`` is added
-    to the (mean) normaliser.
+    unrotated, positive one. Numerator and normaliser are both formed from per-cloud means (sums
+    accumulated in float32, then divided by the cloud's size), which leaves the ratio unchanged but
+    keeps the magnitudes independent of the cloud size; ``eps`` is added to the (mean) normaliser.
     """
     q_score = q if q_score is None else q_score
     k_score = k if k_score is None else k_score
@@ -117,7 +110,6 @@ __all__ = [
     "cloud_mean",
     "divided_linear_attention",
     "feature_map",
-    "head_dim",
     "injective_linear_attention",
     "mean_kv_state",
     "split_heads",

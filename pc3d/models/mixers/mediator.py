@@ -20,11 +20,10 @@ one cloud reaches another.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.models.mixers.packed import cloud_slices
+from pc3d.models.mixers.agent import AgentAttentionCore
+from pc3d.models.mixers.packed import curve_tokens, head_dim
 from pc3d.models.point import SerializedPoints
 
 
@@ -60,13 +59,13 @@ class MediatorAttention(nn.Module):
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels: expected >= 1, got {channels}")
-        if num_heads < 1 or channels % num_heads:
-            raise ValueError(f"num_heads: expected a divisor of channels {channels}, got {num_heads}")
+        head_dim(channels, num_heads)
         if qk_scale is not None and not qk_scale > 0:
             raise ValueError(f"qk_scale: expected None or a positive float, got {qk_scale}")
         self.num_heads = num_heads
         self.num_mediators = num_mediators
         self.scale = qk_scale or (channels // num_heads) ** -0.5
+        self.core = AgentAttentionCore(num_heads, position_bias=False, scale=self.scale)
         self.qkv = nn.Linear(channels, 3 * channels, bias=qkv_bias)
         self.proj = nn.Linear(channels, channels)
 
@@ -84,22 +83,11 @@ class MediatorAttention(nn.Module):
     def forward(self, x: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
         n, c = x.shape
         h = self.num_heads
-        order = point.order[order_index]
-        qkv = self.qkv(x[order]).reshape(n, 3, h, c // h)  # along the curve
-        q, k, v = qkv.permute(1, 2, 0, 3)  # (H, N, d) each
-        out = torch.zeros_like(q)
-        for rows in cloud_slices(point.offsets):
-            if rows.stop > rows.start:
-                out[:, rows] = self._cloud(q[:, rows], k[:, rows], v[:, rows])
-        out = out.transpose(0, 1).reshape(n, c)
-        return self.proj(out[point.inverse[order_index]])
-
-    def _cloud(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """One cloud: ``q, k, v (H, n, d)`` along the curve -> ``(H, n, d)``."""
-        m = min(self.num_mediators, q.shape[1])
-        mediators = F.adaptive_avg_pool1d(q.transpose(1, 2), m).transpose(1, 2)  # (H, m, d)
-        gathered = F.scaled_dot_product_attention(mediators, k, v, scale=self.scale)  # (H, m, d)
-        return F.scaled_dot_product_attention(q, mediators, gathered, scale=self.scale)
+        q, k, v = self.qkv(x).view(n, 3, h, c // h).unbind(1)  # (N, H, d) each
+        order, offsets = point.order[order_index], point.offsets
+        mediators, mediator_offsets = curve_tokens(q.reshape(n, c), order, offsets, self.num_mediators)
+        out = self.core(q, k, v, None, mediators.view(-1, h, c // h), None, offsets, mediator_offsets)
+        return self.proj(out.reshape(n, c))
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, num_mediators={self.num_mediators}"

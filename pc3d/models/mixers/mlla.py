@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.models.mixers.linear import divided_linear_attention, feature_map, head_dim, split_heads
-from pc3d.models.mixers.packed import SerializedDepthwiseConv
+from pc3d.models.mixers.linear import divided_linear_attention, feature_map, split_heads
+from pc3d.models.mixers.packed import SerializedDepthwiseConv, head_dim
 from pc3d.models.point import SerializedPoints
 
 

@@ -12,20 +12,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.kernels.packing import batch_index
+from pc3d.kernels.packing import batch_index, cloud_slices, offsets_from_counts
 from pc3d.kernels.scan import sequence_depthwise_conv
 from pc3d.models.point import SerializedPoints
 
 
-def cloud_slices(offsets: Tensor) -> list[slice]:
-    """One ``slice`` of rows per cloud for ``offsets (B+1,)``."""
-    o = offsets.tolist()
-    return [slice(o[b], o[b + 1]) for b in range(len(o) - 1)]
+def head_dim(channels: int, num_heads: int) -> int:
+    """Channels per head, checking that ``num_heads`` divides ``channels``."""
+    if num_heads < 1 or channels % num_heads:
+        raise ValueError(f"num_heads: expected a divisor of channels {channels}, got {num_heads}")
+    return channels // num_heads
 
 
 def cloud_sum(x: Tensor, offsets: Tensor) -> Tensor:
-    """Per-cloud sum of ``x (N, ...)``: ``(B, ...)`` (zeros for an empty cloud)."""
-    return x.new_zeros(offsets.numel() - 1, *x.shape[1:]).index_add_(0, batch_index(offsets.to(x.device)), x)
+    """Per-cloud sum of ``x (N, ...)``: ``(B, ...)`` float32 (zeros for an empty cloud).
+
+    Accumulated in float32 whatever ``x``'s dtype: a half-precision sum over a large cloud overflows.
+    """
+    out = x.new_zeros(offsets.numel() - 1, *x.shape[1:], dtype=torch.float32)
+    return out.index_add_(0, batch_index(offsets.to(x.device)), x.float())
 
 
 def expand_clouds(t: Tensor, offsets: Tensor) -> Tensor:
@@ -38,12 +43,14 @@ def cloud_kv(k: Tensor, v: Tensor, offsets: Tensor) -> Tensor:
     """Per-cloud, per-head ``sum_n k_n^T v_n``: ``k (N, H, D)``, ``v (N, H, E)`` -> ``(B, H, D, E)``.
 
     The linear-attention state of every cloud, formed by one matmul per cloud (never the
-    ``(N, H, D, E)`` outer products).
+    ``(N, H, D, E)`` outer products), in float32 whatever the inputs' dtype or autocast: a
+    half-precision sum over a large cloud overflows.
     """
-    out = k.new_zeros(offsets.numel() - 1, k.shape[1], k.shape[2], v.shape[2])
-    for b, rows in enumerate(cloud_slices(offsets)):
-        if rows.stop > rows.start:
-            out[b] = torch.einsum("nhd,nhe->hde", k[rows], v[rows])
+    out = k.new_zeros(offsets.numel() - 1, k.shape[1], k.shape[2], v.shape[2], dtype=torch.float32)
+    with torch.autocast(k.device.type, enabled=False):
+        for b, rows in enumerate(cloud_slices(offsets)):
+            if rows.stop > rows.start:
+                out[b] = torch.einsum("nhd,nhe->hde", k[rows].float(), v[rows].float())
     return out
 
 
@@ -73,6 +80,41 @@ def serialized_pool(x: Tensor, order: Tensor, offsets: Tensor, num_tokens: int) 
         if rows.stop > rows.start:
             out[b] = F.adaptive_avg_pool1d(xs[rows].t()[None], num_tokens)[0].t()
     return out
+
+
+def curve_tokens(x: Tensor, order: Tensor, offsets: Tensor, num_tokens: int) -> tuple[Tensor, Tensor]:
+    """Every cloud's curve average-pooled into ``min(num_tokens, n)`` tokens, packed.
+
+    Like :func:`serialized_pool`, but a cloud of ``n < num_tokens`` rows gets one token per row
+    instead of repeated rows, so no row weighs more than another in a softmax over the tokens.
+    Returns ``tokens (T, C)`` and ``token_offsets (B+1,)``.
+    """
+    if num_tokens < 1:
+        raise ValueError(f"num_tokens: expected >= 1, got {num_tokens}")
+    counts = (offsets[1:] - offsets[:-1]).clamp(max=num_tokens)
+    xs = x[order]
+    parts = [
+        F.adaptive_avg_pool1d(xs[rows].t()[None], m)[0].t()
+        for rows, m in zip(cloud_slices(offsets), counts.tolist())
+        if m > 0
+    ]
+    tokens = torch.cat(parts) if parts else x.new_zeros(0, x.shape[1])
+    return tokens, offsets_from_counts(counts, device=offsets.device)
+
+
+def curve_depthwise_conv(x: Tensor, point: SerializedPoints, order_index: int, weight: Tensor) -> Tensor:
+    """Centred depthwise conv along ``point.order[order_index]`` with one kernel per cloud.
+
+    ``x (N, C)`` in storage order, ``weight (B, C, k)``: cloud ``b``'s rows are convolved with
+    ``weight[b]`` (zero-padded at the cloud's ends). Returns ``(N, C)`` in storage order, in ``x``'s
+    dtype (computed in float32); differentiable in ``x`` and ``weight``.
+    """
+    xs = x[point.order[order_index]].float()
+    out = torch.zeros_like(xs)
+    for b, rows in enumerate(cloud_slices(point.offsets)):
+        if rows.stop > rows.start:
+            out[rows] = sequence_depthwise_conv(xs[rows].t()[None].contiguous(), weight[b].float())[0].t()
+    return out[point.inverse[order_index]].to(x.dtype)
 
 
 class SerializedDepthwiseConv(nn.Module):
@@ -106,10 +148,13 @@ class SerializedDepthwiseConv(nn.Module):
 
 __all__ = [
     "SerializedDepthwiseConv",
+    "head_dim",
     "cloud_apply",
     "cloud_kv",
     "cloud_slices",
     "cloud_sum",
+    "curve_depthwise_conv",
+    "curve_tokens",
     "expand_clouds",
     "serialized_pool",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pc3d.models.mixers.packed import head_dim
 from pc3d.models.point import SerializedPoints
 
 
@@ -81,8 +82,7 @@ class SlideAttention(nn.Module):
         super().__init__()
         if channels < 1:
             raise ValueError(f"channels: expected >= 1, got {channels}")
-        if num_heads < 1 or channels % num_heads:
-            raise ValueError(f"num_heads: expected a divisor of channels {channels}, got {num_heads}")
+        head_dim(channels, num_heads)
         if (
             isinstance(window_size, bool)
             or not isinstance(window_size, int)

@@ -66,12 +66,18 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, n, self.num_heads, self.dim // self.num_heads).transpose(1, 2)
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor | None = None, need_weights: bool = False
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor | None = None,
+        need_weights: bool = False,
+        xyz: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """``query (b, n, C)``, ``key/value (b, m, C)`` -> ``(out (b, n, C), weights (b, n, m') | None)``.
 
         ``weights`` are the softmax attention maps averaged over heads (``m' = m``, or the Linformer
-        length when the projection is enabled).
+        length when the projection is enabled). ``xyz``, the points' positions that other attentions
+        use, is not needed here.
         """
         value = key if value is None else value
         k, v = self.k_proj(key), self.v_proj(value)
@@ -220,7 +226,7 @@ class TransformerEncoderLayer(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """``x (b, n, C)`` -> ``(x (b, n, C), weights (b, n, n) | None)``; ``xyz (b, n, 3)`` goes to the attention when given."""
         h = self.norm1(x) if self.prenorm else x
-        a, w = self.attn(h, h, need_weights=need_weights, **({} if xyz is None else {"xyz": xyz}))
+        a, w = self.attn(h, h, need_weights=need_weights, xyz=xyz)
         if self.prenorm:
             x = x + self.drop(a)
             x = x + self.drop(self.ffn(self.norm2(x)))

@@ -8,12 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pc3d.kernels.packing import cloud_slices
+
 from .attention import PositionEncoding, TransformerDecoderLayer, TransformerEncoderLayer
-
-
-def _segments(offsets: Tensor) -> list[tuple[int, int]]:
-    o = offsets.tolist()
-    return [(o[i], o[i + 1]) for i in range(len(o) - 1)]
 
 
 class GlobalTransformer(nn.Module):
@@ -52,14 +49,13 @@ class GlobalTransformer(nn.Module):
             for _ in range(num_layers)
         )
         self.out = nn.Linear(dim, out_channels)
-        self.attention_takes_xyz = attention is not None
 
     def forward(self, xyz: Tensor, feat: Tensor, offsets: Tensor) -> Tensor:
         x = feat + self.pe(xyz)
         outs = []
-        for s, e in _segments(offsets):
-            h = x[s:e].unsqueeze(0)
-            pos = xyz[s:e].unsqueeze(0) if self.attention_takes_xyz else None
+        for rows in cloud_slices(offsets):
+            h = x[rows].unsqueeze(0)
+            pos = xyz[rows].unsqueeze(0)
             for layer in self.layers:
                 h, _ = layer(h, xyz=pos)
             outs.append(h[0])
@@ -106,7 +102,7 @@ class LocalGlobalTransformer(nn.Module):
         tgt = feat + self.pe(xyz)
         mem = self.mem_proj(mem_feat) + self.pe(mem_xyz)
         outs = [
-            self.layer(tgt[s:e].unsqueeze(0), mem[ms:me].unsqueeze(0))[0]
-            for (s, e), (ms, me) in zip(_segments(offsets), _segments(mem_offsets))
+            self.layer(tgt[rows].unsqueeze(0), mem[mem_rows].unsqueeze(0))[0]
+            for rows, mem_rows in zip(cloud_slices(offsets), cloud_slices(mem_offsets))
         ]
         return torch.cat(outs) if outs else tgt

@@ -36,7 +36,8 @@ def reference_agent_attention(
         n = len(rows)
         if n == 0:
             continue
-        stretches = [rows[math.floor(i * n / a) : math.ceil((i + 1) * n / a)] for i in range(a)]
+        m = min(a, n)  # a cloud with fewer rows than agents has one agent per row
+        stretches = [rows[math.floor(i * n / m) : math.ceil((i + 1) * n / m)] for i in range(m)]
         agents = torch.stack([q[s].mean(0) for s in stretches])  # (A, C)
         centroids = torch.stack([point.coord[s].mean(0) for s in stretches])  # (A, 3)
         pos = point.coord[rows]
@@ -116,7 +117,7 @@ def test_agent_attention_packing_gradients_and_training():
         (dict(num_agents=0), "num_agents"),
         (dict(dwc_kernel=4), "dwc_kernel"),
         (dict(dwc_kernel=-1), "dwc_kernel"),
-        (dict(attn_drop=1.0), "dropout"),
+        (dict(attn_drop=1.0), "attn_drop"),
         (dict(proj_drop=-0.1), "proj_drop"),
     ],
 )

@@ -18,10 +18,10 @@ from mixer_checks import (
 from pc3d.models.mixers.inline import InLineAttention
 
 
-def curve_conv(x: torch.Tensor, conv) -> torch.Tensor:
-    """A zero-padded depthwise conv of ``x (n, C)`` (rows already along the curve), by ``F.conv1d``."""
-    size = conv.weight.shape[1]
-    return F.conv1d(x.t()[None], conv.weight[:, None], conv.bias, padding=size // 2, groups=x.shape[1])[0].t()
+def curve_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A zero-padded depthwise conv of ``x (n, C)`` (rows already along the curve) with ``weight (C, k)``."""
+    size = weight.shape[1]
+    return F.conv1d(x.t()[None], weight[:, None], padding=size // 2, groups=x.shape[1])[0].t()
 
 
 @pytest.mark.parametrize("kernel", ["identity", "relu", "elu"])
@@ -30,6 +30,7 @@ def test_inline_matches_explicit_injective_weights_per_cloud(kernel):
     sizes = [9, 1, 14]
     point = level(sizes, seed=3)
     mixer = InLineAttention(channels=12, num_heads=3, kernel=kernel, residual_kernel=3)
+    torch.nn.init.normal_(mixer.local[2].weight)  # a kernel that depends on the cloud
     x = torch.randn(sum(sizes), 12)
     out = mixer(x, point, 2)
 
@@ -43,11 +44,12 @@ def test_inline_matches_explicit_injective_weights_per_cloud(kernel):
         heads = []
         for h in range(3):
             c = slice(4 * h, 4 * h + 4)
-            scores = phi(q[:, c] * 0.5) @ phi(k[:, c]).t()  # (n, n); scale = 4 ** -0.5
+            scores = 0.5 * phi(q[:, c]) @ phi(k[:, c]).t()  # (n, n); scale = 4 ** -0.5
             w = (scores - scores.mean(1, keepdim=True) + 1.0) / n
             torch.testing.assert_close(w.sum(1), torch.ones(n))
             heads.append(w @ v[:, c])
-        ref[rows] = mixer.proj(torch.cat(heads, 1) + curve_conv(v, mixer.local))
+        kernel_of_cloud = mixer.local(x[rows].mean(0)).view(12, 3)  # predicted from the cloud's mean input
+        ref[rows] = mixer.proj(torch.cat(heads, 1) + curve_conv(v, kernel_of_cloud))
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
