@@ -45,8 +45,11 @@ from pc3d.models.point import SerializedPoints
 class AgentPositionBias(nn.Module):
     """Per-head bias from point-to-agent offsets: ``bias_h(r) = -sum_j exp(log_width[h, j]) r_j^2 + shift[h] . r``.
 
-    ``forward(r (n, A, 3)) -> (n, A, H)``. Widths start spread over heads (0.5 to 8 per squared RMS
-    radius), so some heads start local and some nearly global; shifts start at zero.
+    Widths start spread over heads (0.5 to 8 per squared RMS radius), so some heads start local and
+    some nearly global; shifts start at zero. With ``r = p - a`` the bias splits into a term of the point
+    alone, a term of the agent alone and a product of the two (:meth:`terms`), so it is never formed as
+    an ``(n, A, 3)`` tensor: the product joins the attention logits' matmul, and a softmax over the
+    agents drops the point's term (over the keys, the agent's term).
     """
 
     def __init__(self, num_heads: int) -> None:
@@ -55,8 +58,15 @@ class AgentPositionBias(nn.Module):
         self.log_width = nn.Parameter(widths.log()[:, None].repeat(1, 3))
         self.shift = nn.Parameter(torch.zeros(num_heads, 3))
 
-    def forward(self, r: Tensor) -> Tensor:
-        return -(r * r) @ self.log_width.exp().t().to(r.dtype) + r @ self.shift.t().to(r.dtype)
+    def terms(self, p: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``bias_h(p_n - a_m) = point[n, h] + agent[m, h] + cross[n, h] . a_m`` for ``p (n, 3)``, ``a (A, 3)``.
+
+        Returns ``point (n, H)``, ``agent (A, H)`` and ``cross (n, H, 3)``.
+        """
+        w, s = self.log_width.exp().to(p.dtype), self.shift.to(p.dtype)  # (H, 3) each
+        point = -(p * p) @ w.t() + p @ s.t()
+        agent = -(a * a) @ w.t() - a @ s.t()
+        return point, agent, 2.0 * p[:, None, :] * w[None]
 
 
 class AgentAttentionCore(nn.Module):
@@ -117,22 +127,34 @@ class AgentAttentionCore(nn.Module):
         """One cloud: ``q, k (n, H, D)``, ``v (n, H, E)``, ``agents (A, H, D)``, ``pos`` the rows' and the
         agents' positions ``((n, 3), (A, 3))`` -> ``(n, H, E)``."""
         scale = self.scale or 1.0 / math.sqrt(q.shape[-1])
-        aggregate = torch.einsum("ahd,nhd->han", agents, k) * scale  # (H, A, n)
-        broadcast = torch.einsum("nhd,ahd->hna", q, agents) * scale  # (H, n, A)
+        q, agents_q = q * scale, agents * scale
+        point_agg = agent_bc = None
         if self.aggregation_bias is not None and self.broadcast_bias is not None:
             if pos is None:
                 raise ValueError("pos/agent_pos: the position biases need the points' and agents' positions")
-            r = relative_offsets(*pos)  # (n, A, 3)
-            aggregate = aggregate + self.aggregation_bias(r).permute(2, 1, 0).to(aggregate.dtype)
-            broadcast = broadcast + self.broadcast_bias(r).permute(2, 0, 1).to(broadcast.dtype)
+            p, a = cloud_frame(*pos)
+            point_agg, _, cross_agg = self.aggregation_bias.terms(p, a)
+            _, agent_bc, cross_bc = self.broadcast_bias.terms(p, a)
+            # the point-agent products ride along the logits' matmuls as 3 extra channels per head
+            a_heads = a[:, None, :].expand(-1, q.shape[1], -1).to(q.dtype)
+            agents_q, k = torch.cat([agents_q, a_heads], -1), torch.cat([k, cross_agg.to(k.dtype)], -1)
+            q, agents = torch.cat([q, cross_bc.to(q.dtype)], -1), torch.cat([agents, a_heads], -1)
+        aggregate = torch.einsum("ahd,nhd->han", agents_q, k)  # (H, A, n), softmax over the keys
+        broadcast = torch.einsum("nhd,ahd->hna", q, agents)  # (H, n, A), softmax over the agents
+        if point_agg is not None and agent_bc is not None:
+            aggregate = aggregate + point_agg.t()[:, None, :].to(aggregate.dtype)
+            broadcast = broadcast + agent_bc.t()[:, None, :].to(broadcast.dtype)
         agent_v = self.drop(aggregate.softmax(-1)) @ v.transpose(0, 1)  # (H, A, E)
         return (self.drop(broadcast.softmax(-1)) @ agent_v).transpose(0, 1)
 
 
-def relative_offsets(pos: Tensor, agent_pos: Tensor) -> Tensor:
-    """``pos (n, 3)`` minus ``agent_pos (A, 3)``, in units of the cloud's RMS radius: ``(n, A, 3)``."""
-    radius = (pos - pos.mean(0)).square().sum(1).mean().sqrt().clamp_min(1e-6)
-    return (pos[:, None, :] - agent_pos[None, :, :]) / radius
+def cloud_frame(pos: Tensor, agent_pos: Tensor) -> tuple[Tensor, Tensor]:
+    """``pos (n, 3)`` and ``agent_pos (A, 3)`` about the cloud's centroid, in units of its RMS radius
+    (float32): the frame of the position bias, whose offsets ``p - a`` do not depend on the centre."""
+    pos, agent_pos = pos.float(), agent_pos.float()
+    centre = pos.mean(0)
+    radius = (pos - centre).square().sum(1).mean().sqrt().clamp_min(1e-6)
+    return (pos - centre) / radius, (agent_pos - centre) / radius
 
 
 class AgentAttention(nn.Module):
@@ -200,4 +222,4 @@ class AgentAttention(nn.Module):
         return f"num_heads={self.num_heads}, num_agents={self.num_agents}"
 
 
-__all__ = ["AgentAttention", "AgentAttentionCore", "AgentPositionBias", "relative_offsets"]
+__all__ = ["AgentAttention", "AgentAttentionCore", "AgentPositionBias", "cloud_frame"]

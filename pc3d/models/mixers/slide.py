@@ -13,39 +13,53 @@ convolution whose kernel is the sum of the one-hot and the learned kernels (re-p
 
 On serialized point clouds the window of a row is its ``2w + 1`` neighbours along the block's
 serialization curve, inside its own cloud: slots that fall past either end of the cloud are masked,
-so no value of one cloud reaches another. The ``2w + 1`` shifts are views of the curve-ordered keys
-and values laid out with ``w`` zero rows between clouds (``Tensor.unfold``), and the deformed shift is
-a ``(2w + 1) x (2w + 1)`` kernel per head channel (shared by the heads) that mixes the window slots;
-the one-hot shifts are the identity kernel, so the merged kernel is ``I + D``. The cost is
-``N (2w + 1)`` attention scores per head and ``N (2w + 1)^2`` kernel taps per channel.
+so no value of one cloud reaches another. The ``2w + 1`` shifts are gathers of the curve-ordered keys
+and values laid out with ``w`` zero rows between clouds (:class:`CurveShifts`), taken one at a time,
+and the deformed shift is a ``(2w + 1) x (2w + 1)`` kernel per head channel (shared by the heads) that
+mixes the window slots; the one-hot shifts are the identity kernel, so the merged kernel is ``I + D``.
+The cost is ``N (2w + 1)`` attention scores per head and ``N (2w + 1)^2`` kernel taps per channel;
+the memory ``O(N (C + heads (2w + 1)))``, and in training the window attention is recomputed in the
+backward pass instead of stored.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
+from pc3d.kernels.packing import batch_index
 from pc3d.models.mixers.packed import head_dim
 from pc3d.models.point import SerializedPoints
 
 
-def curve_windows(x: Tensor, offsets: Tensor, radius: int) -> tuple[Tensor, Tensor]:
-    """The ``2 radius + 1`` shifts of every cloud's curve-ordered rows, zero past the cloud's ends.
+class CurveShifts:
+    """Shifts of every cloud's curve-ordered rows by ``-radius .. radius``, zero past the cloud's ends.
 
-    ``x (N, C)`` rows along a curve, clouds packed by ``offsets (B+1,)``. Returns
-    ``windows (N, C, 2 radius + 1)`` with ``windows[p, :, j] = x[p + j - radius]`` when that row is in
-    ``p``'s cloud and zero otherwise, and ``valid (N, 2 radius + 1)`` marking the in-cloud slots.
+    Built for ``offsets (B+1,)``: the rows are laid out with ``radius`` zero rows before, between and
+    after the clouds, so shift ``j`` of a row is one gather, ``x[p + j - radius]`` inside its cloud
+    and zero outside, and no shift reaches another cloud. ``shift(x (N, C), j) -> (N, C)``,
+    ``valid(j) -> (N,)`` marks the rows whose shift ``j`` lies in their cloud.
     """
-    n, c = x.shape
-    size = 2 * radius + 1
-    counts = (offsets[1:] - offsets[:-1]).to(x.device)
-    cloud = torch.repeat_interleave(torch.arange(counts.numel(), device=x.device), counts)
-    slot = torch.arange(n, device=x.device) + (cloud + 1) * radius  # radius zero rows before every cloud
-    length = n + (counts.numel() + 1) * radius
-    padded = x.new_zeros(length, c).index_copy(0, slot, x)
-    inside = torch.zeros(length, dtype=torch.bool, device=x.device).index_fill(0, slot, True)
-    start = slot - radius  # window of row p: padded rows start[p] .. start[p] + 2 radius
-    return padded.unfold(0, size, 1)[start], inside.unfold(0, size, 1)[start]
+
+    def __init__(self, offsets: Tensor, radius: int) -> None:
+        n = int(offsets[-1])
+        self.radius = radius
+        self.slot = torch.arange(n, device=offsets.device) + (batch_index(offsets) + 1) * radius
+        self.length = n + offsets.numel() * radius
+        self.inside = torch.zeros(self.length, dtype=torch.bool, device=offsets.device)
+        self.inside[self.slot] = True
+
+    def pad(self, x: Tensor) -> Tensor:
+        """``x (N, C)`` in the padded layout ``(length, C)``."""
+        return x.new_zeros(self.length, x.shape[1]).index_copy(0, self.slot, x)
+
+    def shift(self, padded: Tensor, j: int) -> Tensor:
+        """Rows ``p + j - radius`` of a :meth:`pad` ded tensor: ``(N, C)``."""
+        return padded[self.slot + (j - self.radius)]
+
+    def valid(self, j: int) -> Tensor:
+        return self.inside[self.slot + (j - self.radius)]
 
 
 class SlideAttention(nn.Module):
@@ -110,23 +124,44 @@ class SlideAttention(nn.Module):
 
     def forward(self, x: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
         n, c = x.shape
-        h, size = self.num_heads, self.window_size
         order = point.order[order_index]
         q, k, v = self.qkv(x[order]).reshape(n, 3, c).unbind(1)  # (N, C) each, along the curve
-        keys, valid = curve_windows(k, point.offsets, size // 2)  # (N, C, W), (N, W)
-        values, _ = curve_windows(v, point.offsets, size // 2)
-        keys, values = keys.reshape(n, h, -1, size), values.reshape(n, h, -1, size)
-        kernels = self.window_kernels()
-        if kernels is not None:  # slot i <- sum_j kernel[:, i, j] * shift j
-            keys = torch.einsum("dij,nhdj->nhdi", kernels[0].to(x.dtype), keys)
-            values = torch.einsum("dij,nhdj->nhdi", kernels[1].to(x.dtype), values)
-        logits = (q.reshape(n, h, -1, 1) * keys).sum(2) * self.scale  # (N, H, W)
-        attn = logits.masked_fill(~valid[:, None, :], float("-inf")).softmax(-1)
-        out = (attn[:, :, None, :] * values).sum(-1).reshape(n, c)
+        shifts = CurveShifts(point.offsets.to(x.device), self.window_size // 2)
+        if self.training and torch.is_grad_enabled():  # recompute in backward: keep no per-shift tensors
+            out = checkpoint(self._attend, q, k, v, shifts, use_reentrant=False)
+        else:
+            out = self._attend(q, k, v, shifts)
         return self.proj(out[point.inverse[order_index]])
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, shifts: CurveShifts) -> Tensor:
+        """Window attention along the curve, one shift at a time: ``(N, C)`` from ``q, k, v (N, C)``.
+
+        Slot ``i``'s key is ``sum_j M[:, i, j] shift_j(k)`` (``M = I + D``, or ``I``), so its logit is
+        ``sum_j (q * shift_j(k)) @ M[:, :, j]``; the output is ``sum_j shift_j(v) * (attn @ M_v[:, :, j]^T)``.
+        Memory is ``O(N (C + H W))``, never ``N x C x W``.
+        """
+        n, c = q.shape
+        h, size = self.num_heads, self.window_size
+        kernels = self.window_kernels()
+        qh = q.reshape(n, h, -1) * self.scale
+        padded_k, padded_v = shifts.pad(k), shifts.pad(v)
+        logits = q.new_zeros(n, h, size)
+        for j in range(size):
+            prod = qh * shifts.shift(padded_k, j).reshape(n, h, -1)  # (N, H, d)
+            if kernels is None:
+                logits[:, :, j] = prod.sum(-1)
+            else:
+                logits = logits + prod @ kernels[0][:, :, j].to(prod.dtype)
+        valid = torch.stack([shifts.valid(j) for j in range(size)], 1)  # (N, W)
+        attn = logits.masked_fill(~valid[:, None, :], float("-inf")).softmax(-1)
+        out = q.new_zeros(n, h, c // h)
+        for j in range(size):
+            coef = attn[:, :, j : j + 1] if kernels is None else attn @ kernels[1][:, :, j].t().to(attn.dtype)
+            out = out + coef * shifts.shift(padded_v, j).reshape(n, h, -1)
+        return out.reshape(n, c)
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, window_size={self.window_size}, deformed={self.deform_k is not None}"
 
 
-__all__ = ["SlideAttention", "curve_windows"]
+__all__ = ["CurveShifts", "SlideAttention"]

@@ -14,7 +14,7 @@ from mixer_checks import (
     small_unet,
 )
 
-from pc3d.models.mixers.slide import SlideAttention, curve_windows
+from pc3d.models.mixers.slide import CurveShifts, SlideAttention
 
 
 def _mixer(window_size: int, deformed: bool = True, channels: int = 8, num_heads: int = 2) -> SlideAttention:
@@ -83,9 +83,12 @@ def _deformed_reference(mixer: SlideAttention, x: torch.Tensor, point, order_ind
     return mixer.proj(out)
 
 
-def test_curve_windows_are_shifts_inside_each_cloud():
+def test_curve_shifts_stay_inside_each_cloud():
     x = torch.arange(1.0, 7.0)[:, None] * torch.tensor([1.0, 10.0])  # rows 1..6, two channels
-    windows, valid = curve_windows(x, torch.tensor([0, 3, 3, 4, 6]), 1)  # clouds of 3, 0, 1 and 2 rows
+    shifts = CurveShifts(torch.tensor([0, 3, 3, 4, 6]), 1)  # clouds of 3, 0, 1 and 2 rows
+    padded = shifts.pad(x)
+    windows = torch.stack([shifts.shift(padded, j) for j in range(3)], -1)
+    valid = torch.stack([shifts.valid(j) for j in range(3)], -1)
     assert windows.shape == (6, 2, 3) and valid.shape == (6, 3)
     expected = torch.tensor(
         [[0, 1, 2], [1, 2, 3], [2, 3, 0], [0, 4, 0], [0, 5, 6], [5, 6, 0]], dtype=torch.float
