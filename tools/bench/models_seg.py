@@ -1,9 +1,11 @@
-"""``bench_models.py seg``: MEEPO vs the PTv3 baseline on the real scene0000_00 grid-sampled at 2 cm.
+"""``bench_models.py seg``: the token mixers of the serialized U-Net on the real scene0000_00 at 2 cm.
 
-Reports parameter counts of the paper-size models, inference latency and peak memory on the whole
-scene, and one training step (forward + backward, cross-entropy) on a sphere crop, with ratios
-against the PTv3 baselines (``ptv3-math`` and ``ptv3-sdpa``) measured in the same run. ``meepo`` runs the
-token-major fused mixer, ``meepo-ref`` the same model on the channel-major reference kernels. Each
+Reports parameter counts of the paper-size models (PTv3, MEEPO and every mixer of
+``pc3d.models.mixers`` in PTv3's layout, built from the shipped configs), inference latency and peak
+memory on the whole scene, and one training step (forward + backward, cross-entropy) on a sphere
+crop, with ratios against the PTv3 baselines (``ptv3-math`` and ``ptv3-sdpa``) measured in the same
+run. ``meepo`` runs the token-major fused mixer, ``meepo-ref`` the same model on the channel-major
+reference kernels. Each
 measurement runs in a fresh subprocess;
 peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
 (``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up)
@@ -11,8 +13,9 @@ peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS be
 ``warmup_peak_mem_gb``). Latencies (wall) and process CPU times (all threads) are medians over
 ``--repeats`` runs after one warm-up. Inference
 also reports the seconds of one instrumented forward spent in each part of the blocks (sparse conv,
-mixer = PTv3 patch attention or MEEPO's Mamba, MLP) and outside those modules ("other": the blocks'
-norms and residuals, PTv3's xCPE projection and patch building, stem, pooling, serialization, head).
+mixer = PTv3's patch attention, MEEPO's Mamba or the block's token mixer, MLP) and outside those
+modules ("other": the blocks' norms and residuals, PTv3's xCPE projection and patch building, stem,
+pooling, serialization, head).
 
     python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000]
 """
