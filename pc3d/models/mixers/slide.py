@@ -151,13 +151,13 @@ class SlideAttention(nn.Module):
             if kernels is None:
                 logits[:, :, j] = prod.sum(-1)
             else:
-                logits = logits + prod @ kernels[0][:, :, j].to(prod.dtype)
+                logits.add_(prod @ kernels[0][:, :, j].to(prod.dtype))
         valid = torch.stack([shifts.valid(j) for j in range(size)], 1)  # (N, W)
         attn = logits.masked_fill(~valid[:, None, :], float("-inf")).softmax(-1)
         out = q.new_zeros(n, h, c // h)
         for j in range(size):
             coef = attn[:, :, j : j + 1] if kernels is None else attn @ kernels[1][:, :, j].t().to(attn.dtype)
-            out = out + coef * shifts.shift(padded_v, j).reshape(n, h, -1)
+            out.addcmul_(coef, shifts.shift(padded_v, j).reshape(n, h, -1))
         return out.reshape(n, c)
 
     def extra_repr(self) -> str:
