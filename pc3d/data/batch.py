@@ -23,7 +23,12 @@ from torch import Tensor
 
 from pc3d.kernels.packing import batch_index, check_offsets, offsets_from_counts
 
-__all__ = ["PointBatch", "batch_index", "check_offsets", "offsets_from_counts"]
+__all__ = ["MissingField", "PointBatch", "batch_index", "check_offsets", "offsets_from_counts"]
+
+
+class MissingField(ValueError):
+    """A batch lacks a field that a loss or a metric needs (the message names it), e.g. the vote targets
+    of a split prepared without them. Evaluation catches it to score such splits with metrics alone."""
 
 
 def _as_tensor(x: Any) -> Tensor:

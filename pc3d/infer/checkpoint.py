@@ -44,6 +44,27 @@ def _instantiate(base: type, hparams: dict[str, Any], what: str, path: Path) -> 
         ) from err
 
 
+#: detection metrics that older checkpoints name by string, and the classes that replaced them
+_LEGACY_METRICS = {"indoor": "pc3d.metrics.IndoorMAP", "kitti": "pc3d.metrics.KittiMetric", "none": None}
+
+
+def _upgrade(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of an older detection task (``metric: "kitti"``, ``iou_thresholds``) in today's
+    form (``metric: {class_path: ...}``); others unchanged."""
+    metric = hparams.get("metric")
+    if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
+        return hparams
+    hparams = dict(hparams)
+    thresholds = hparams.pop("iou_thresholds", None)
+    class_path = _LEGACY_METRICS[metric]
+    if class_path is None:
+        hparams["metric"] = None
+    else:
+        init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
+        hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    return hparams
+
+
 def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTask:
     """Task with weights and datamodule configuration of the checkpoint at ``path``.
 
@@ -66,7 +87,7 @@ def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTas
             "(datamodule_hyper_parameters), so the test-time preprocessing is unknown; it was written "
             "by an older pc3d. Train it again with `pc3d fit`."
         )
-    module = _instantiate(L.LightningModule, hp, "task", path)
+    module = _instantiate(L.LightningModule, _upgrade(hp), "task", path)
     datamodule = _instantiate(L.LightningDataModule, dhp, "datamodule", path)
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)

@@ -9,11 +9,14 @@ otherwise a false positive. Classes without ground truth get AP ``nan`` and are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from pc3d.metrics.detection import DetectionMetric
 
 
 def iou3d_axis_aligned(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -197,3 +200,55 @@ class IndoorDetectionMAP(Metric):
     def reset(self) -> None:
         super().reset()
         self._count = 0
+
+
+class IndoorMAP(DetectionMetric):
+    """VOC all-point mAP with axis-aligned 3D IoU at ``iou_thresholds`` (ScanNet, SUN RGB-D), as a
+    detection task's metric: :class:`IndoorDetectionMAP` over the batches' ground-truth boxes.
+
+    Scores: ``map_<t>``, ``mar_<t>`` and ``ap_<t>/<class>`` for every threshold ``t`` in percent
+    (``map_25``, ``ap_50/chair``, ...); the mAPs are shown in the progress bar.
+    """
+
+    def __init__(self, iou_thresholds: Sequence[float] = (0.25, 0.5)) -> None:
+        super().__init__()
+        if not iou_thresholds or not all(0.0 < float(t) < 1.0 for t in iou_thresholds):
+            raise ValueError(f"iou_thresholds: expected values in (0, 1), got {list(iou_thresholds)}")
+        self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
+        self.map: IndoorDetectionMAP | None = None
+
+    @property
+    def progress_bar(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(f"map_{int(round(t * 100))}" for t in self.iou_thresholds)
+
+    def bind(self, class_names: Sequence[str]) -> None:
+        super().bind(class_names)
+        self.map = IndoorDetectionMAP(len(self.class_names), self.iou_thresholds)
+
+    def _metric(self) -> IndoorDetectionMAP:
+        if self.map is None:
+            raise ValueError("class_names: the indoor metric is used before the task bound its classes")
+        return self.map
+
+    def update(self, preds: Sequence[dict[str, Tensor]], batch: Any) -> None:
+        if batch.boxes is None or batch.box_labels is None:
+            raise ValueError("batch.boxes/box_labels: ground truth is required for evaluation")
+        gts = [
+            {"boxes": b, "labels": lab}
+            for b, lab in zip(batch.split_boxes(batch.boxes), batch.split_boxes(batch.box_labels))
+        ]
+        self._metric().update(preds, gts)
+
+    def compute(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, value in self._metric().compute().items():
+            if key.startswith("ap_"):
+                for name, ap in zip(self.class_names, value.tolist()):
+                    if ap == ap:  # classes without ground truth are nan
+                        out[f"{key}/{name}"] = float(ap)
+            elif value == value:
+                out[key] = float(value)
+        return out
+
+    def reset(self) -> None:
+        self._metric().reset()

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from pc3d.data.batch import PointBatch
+from pc3d.data.batch import MissingField, PointBatch
 
 from .heads.votenet import VoteNetHead
 from .pointformer import Pointformer
@@ -55,7 +55,7 @@ class PointformerVoteNet(nn.Module):
     def loss(self, out: dict[str, Any], batch: PointBatch) -> dict[str, Tensor]:
         for key in ("vote_target", "vote_mask"):
             if key not in batch.point:
-                raise ValueError(
+                raise MissingField(
                     f"batch.point['{key}']: required by the VoteNet loss (use the det task data)"
                 )
         if batch.boxes is None or batch.box_labels is None or batch.box_offsets is None:

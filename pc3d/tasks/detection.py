@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,56 +10,12 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from pc3d.data.batch import PointBatch
-from pc3d.metrics.detection_indoor import IndoorDetectionMAP
+from pc3d.data.batch import MissingField, PointBatch
+from pc3d.metrics.detection import DetectionMetric
 from pc3d.tasks.hparams import save_task_hyperparameters
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-METRICS = ("indoor", "kitti", "none")
-DIFFICULTIES = ("easy", "moderate", "hard")
-
-
-class KittiAccumulator:
-    """Collects per-frame KITTI annotations (ground truth from ``meta["annos"]``, detections converted to the
-    camera frame with ``meta["calib"]`` / ``meta["image_size"]``) and runs the official evaluation
-    (:func:`pc3d.metrics.kitti_eval.kitti_eval`, R11 and R40) over all DDP ranks."""
-
-    def __init__(self, class_names: Sequence[str]) -> None:
-        self.class_names = list(class_names)
-        self.gt: list[dict] = []
-        self.dt: list[dict] = []
-
-    def update(self, preds: Sequence[dict[str, Tensor]], metas: Sequence[dict[str, Any]]) -> None:
-        from pc3d.data.kitti.results import predictions_to_anno
-
-        for i, (p, m) in enumerate(zip(preds, metas)):
-            for key in ("annos", "calib", "image_size"):
-                if m.get(key) is None:
-                    raise ValueError(
-                        f"batch.meta[{i}]['{key}']: required by the KITTI metric (labelled split)"
-                    )
-            self.gt.append(m["annos"])
-            self.dt.append(
-                predictions_to_anno(
-                    p["boxes"], p["scores"], p["labels"], self.class_names, m["calib"], m["image_size"]
-                )
-            )
-
-    def compute(self) -> dict[str, dict[str, list[float]]]:
-        from pc3d.metrics.kitti_eval import kitti_eval
-
-        gt, dt = self.gt, self.dt
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world = torch.distributed.get_world_size()
-            parts: list[Any] = [None] * world
-            torch.distributed.all_gather_object(parts, (gt, dt))
-            gt = [a for g, _ in parts for a in g]
-            dt = [a for _, d in parts for a in d]
-        return kitti_eval(gt, dt, classes=self.class_names)
-
-    def reset(self) -> None:
-        self.gt, self.dt = [], []
 
 
 SCHEDULES = ("step", "cosine", "none")
@@ -71,11 +28,12 @@ class DetectionModule(L.LightningModule):
     Args:
         model: the detector.
         class_names: names of the detection classes (used for logging per-class AP).
-        metric: ``"indoor"`` (VOC all-point mAP with axis-aligned 3D IoU at ``iou_thresholds``, as in
-            ScanNet / SUN RGB-D), ``"kitti"`` (official KITTI AP R11/R40 for bbox/bev/3d per difficulty,
-            logged as ``{stage}/{class}/3d_R40_moderate`` etc.; needs ``meta["annos"]``, ``meta["calib"]``,
-            ``meta["image_size"]`` as given by ``KittiDataModule``) or ``"none"``.
-        iou_thresholds: IoU thresholds of the indoor metric.
+        metric: the validation and test metric, a :class:`~pc3d.metrics.DetectionMetric` (each split
+            gets its own copy): :class:`~pc3d.metrics.IndoorMAP` (VOC all-point mAP with axis-aligned 3D
+            IoU, as in ScanNet / SUN RGB-D), :class:`~pc3d.metrics.KittiMetric` (official KITTI AP
+            R11/R40 for bbox/bev/3d per difficulty, logged as ``{stage}/{class}/3d_R40_moderate`` etc.;
+            needs ``meta["annos"]``, ``meta["calib"]``, ``meta["image_size"]`` as given by
+            ``KittiDataModule``) or ``None`` (losses only).
         optimizer: ``"adamw"`` (default; the official Pointformer ScanNet recipe is AdamW lr 2e-3,
             weight decay 0.1, step decay x0.3 at epochs 32 and 40 over 48 epochs, grad clip 10 via the
             trainer's ``gradient_clip_val``), ``"adam"`` or ``"sgd"``.
@@ -95,8 +53,7 @@ class DetectionModule(L.LightningModule):
         self,
         model: nn.Module,
         class_names: Sequence[str] | None = None,
-        metric: str = "indoor",
-        iou_thresholds: Sequence[float] = (0.25, 0.5),
+        metric: DetectionMetric | None = None,
         optimizer: str = "adamw",
         lr: float = 2e-3,
         weight_decay: float = 0.1,
@@ -107,35 +64,35 @@ class DetectionModule(L.LightningModule):
         mean_sizes_from_data: bool = True,
     ) -> None:
         super().__init__()
-        for name, value, valid in (
-            ("metric", metric, METRICS),
-            ("optimizer", optimizer, OPTIMIZERS),
-            ("schedule", schedule, SCHEDULES),
-        ):
+        if metric is not None and not isinstance(metric, DetectionMetric):
+            raise ValueError(
+                f"metric: expected a pc3d.metrics.DetectionMetric (e.g. pc3d.metrics.KittiMetric) or None, "
+                f"got {metric!r}"
+            )
+        for name, value, valid in (("optimizer", optimizer, OPTIMIZERS), ("schedule", schedule, SCHEDULES)):
             if value not in valid:
                 raise ValueError(f"{name}: expected one of {valid}, got {value!r}")
         for attr in ("loss", "predict"):
             if not callable(getattr(model, attr, None)):
                 raise ValueError(f"model: {type(model).__name__} has no {attr}(out, batch) method")
-        save_task_hyperparameters(self)
+        save_task_hyperparameters(self, ("model", "metric"))
         self.model = model
         num_classes = getattr(model, "num_classes", None)
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
         self.class_names = list(class_names) if class_names is not None else None
-        self.metric_name = metric
-        if metric == "indoor":
-            if num_classes is None:
-                raise ValueError("model: the indoor metric needs model.num_classes")
-            self.val_map = IndoorDetectionMAP(num_classes, iou_thresholds)
-            self.test_map = IndoorDetectionMAP(num_classes, iou_thresholds)
-        elif metric == "kitti":
-            if class_names is None:
+        self.val_metric = self.test_metric = None
+        if metric is not None:
+            names = self.class_names
+            if names is None and num_classes is not None:
+                names = [str(c) for c in range(num_classes)]
+            if names is None:
                 raise ValueError(
-                    "class_names: the KITTI metric needs the class names (e.g. [Car, Pedestrian, Cyclist])"
+                    "class_names: the metric needs the class names (or a model with num_classes)"
                 )
-            self.val_kitti = KittiAccumulator(class_names)
-            self.test_kitti = KittiAccumulator(class_names)
+            self.val_metric, self.test_metric = copy.deepcopy(metric), copy.deepcopy(metric)
+            self.val_metric.bind(names)
+            self.test_metric.bind(names)
 
     def forward(self, batch: PointBatch) -> dict[str, Any]:
         return self.model(batch)
@@ -171,20 +128,14 @@ class DetectionModule(L.LightningModule):
 
     def _eval_step(self, batch: PointBatch, stage: str) -> None:
         out = self.model(batch)
-        if batch.boxes is not None and (self.metric_name != "indoor" or "vote_target" in batch.point):
-            self._log_losses(self.model.loss(out, batch), stage, batch)
-        if self.metric_name == "indoor":
-            preds = self.model.predict(out, batch)
-            if batch.boxes is None or batch.box_labels is None:
-                raise ValueError("batch.boxes/box_labels: ground truth is required for evaluation")
-            gts = [
-                {"boxes": b, "labels": lab}
-                for b, lab in zip(batch.split_boxes(batch.boxes), batch.split_boxes(batch.box_labels))
-            ]
-            (self.val_map if stage == "val" else self.test_map).update(preds, gts)
-        elif self.metric_name == "kitti":
-            preds = self.model.predict(out, batch)
-            (self.val_kitti if stage == "val" else self.test_kitti).update(preds, batch.meta)
+        if batch.boxes is not None:
+            try:
+                self._log_losses(self.model.loss(out, batch), stage, batch)
+            except MissingField:  # a labelled split without the training targets: metrics only
+                pass
+        metric = self.val_metric if stage == "val" else self.test_metric
+        if metric is not None:
+            metric.update(self.model.predict(out, batch), batch)
 
     def validation_step(self, batch: PointBatch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -192,41 +143,18 @@ class DetectionModule(L.LightningModule):
     def test_step(self, batch: PointBatch, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def _log_map(self, metric: IndoorDetectionMAP, stage: str) -> None:
-        res = metric.compute()
-        for key, value in res.items():
-            if key.startswith("ap_"):
-                names = self.class_names or [str(i) for i in range(len(value))]
-                for name, ap in zip(names, value.tolist()):
-                    if ap == ap:  # classes without ground truth are nan
-                        self.log(f"{stage}/{key}/{name}", float(ap), sync_dist=False)
-            elif value == value:
-                self.log(f"{stage}/{key}", float(value), prog_bar=key.startswith("map"), sync_dist=False)
+    def _log_metric(self, metric: DetectionMetric | None, stage: str) -> None:
+        if metric is None:
+            return
+        for name, value in metric.compute().items():
+            self.log(f"{stage}/{name}", value, prog_bar=name in metric.progress_bar, sync_dist=False)
         metric.reset()
 
-    def _log_kitti(self, acc: KittiAccumulator, stage: str) -> None:
-        if not acc.gt and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return
-        res = acc.compute()
-        for cls, table in res.items():
-            for key, values in table.items():
-                for diff, v in zip(DIFFICULTIES, values):
-                    if v == v:
-                        main = key == "3d_R40" and diff == "moderate"
-                        self.log(f"{stage}/{cls}/{key}_{diff}", float(v), prog_bar=main, sync_dist=False)
-        acc.reset()
-
     def on_validation_epoch_end(self) -> None:
-        if self.metric_name == "indoor":
-            self._log_map(self.val_map, "val")
-        elif self.metric_name == "kitti":
-            self._log_kitti(self.val_kitti, "val")
+        self._log_metric(self.val_metric, "val")
 
     def on_test_epoch_end(self) -> None:
-        if self.metric_name == "indoor":
-            self._log_map(self.test_map, "test")
-        elif self.metric_name == "kitti":
-            self._log_kitti(self.test_kitti, "test")
+        self._log_metric(self.test_metric, "test")
 
     def predict_step(
         self, batch: PointBatch, batch_idx: int, dataloader_idx: int = 0

@@ -17,20 +17,21 @@ def _cli_hyperparameters() -> dict[str, Any] | None:
     return _given_hyperparameters.get()
 
 
-def save_task_hyperparameters(module: L.LightningModule, network_arg: str = "model") -> None:
-    """``module.save_hyperparameters(ignore=[network_arg])``, keeping the network's configuration.
+def save_task_hyperparameters(module: L.LightningModule, object_args: tuple[str, ...] = ("model",)) -> None:
+    """``module.save_hyperparameters(ignore=object_args)``, keeping those objects' configurations.
 
-    The network (an ``nn.Module`` argument) is not saved as an object. When LightningCLI built the
-    module, its configuration ``{"class_path": ..., "init_args": {...}}`` is stored under
-    ``hparams[network_arg]``, so a checkpoint can rebuild the whole task (``pc3d.load_model``).
-    Must be called from the module's ``__init__``.
+    The object arguments (the network, a metric: ``nn.Module``s) are not saved as objects. When
+    LightningCLI built the module, each one's configuration ``{"class_path": ..., "init_args": {...}}``
+    is stored under ``hparams[name]``, so a checkpoint can rebuild the whole task
+    (``pc3d.load_model``) and holds plain data only. Must be called from the module's ``__init__``.
     """
     frame = inspect.currentframe().f_back
-    module.save_hyperparameters(ignore=[network_arg], frame=frame)
+    module.save_hyperparameters(ignore=list(object_args), frame=frame)
     given = _cli_hyperparameters()
-    network = given.get(network_arg) if isinstance(given, dict) else None
-    if isinstance(network, dict) and "class_path" in network:
-        module.hparams[network_arg] = {
-            "class_path": network["class_path"],
-            "init_args": dict(network.get("init_args") or {}),
-        }
+    for name in object_args:
+        spec = given.get(name) if isinstance(given, dict) else None
+        if isinstance(spec, dict) and "class_path" in spec:
+            module.hparams[name] = {
+                "class_path": spec["class_path"],
+                "init_args": dict(spec.get("init_args") or {}),
+            }

@@ -74,3 +74,19 @@ def test_scan_outside_the_point_range_is_a_clear_error(model):
     far = np.full((100, 4), 500.0, np.float32)
     with pytest.raises(InputError, match="no point inside the trained point range"):
         model.predict(far)
+
+
+@pytest.mark.parametrize(
+    ("legacy", "expected"), [("kitti", "KittiMetric"), ("indoor", "IndoorMAP"), ("none", None)]
+)
+def test_checkpoint_naming_its_metric_by_string_still_loads(det_ckpt, tmp_path, legacy, expected):
+    """Detection checkpoints of the string-metric layout (``metric: kitti``, ``iou_thresholds``) load."""
+    ckpt = torch.load(det_ckpt, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["metric"] = legacy
+    ckpt["hyper_parameters"]["iou_thresholds"] = [0.3, 0.6]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    metric = pc3d.load_model(old).module.val_metric
+    assert (type(metric).__name__ if metric is not None else None) == expected
+    if expected == "IndoorMAP":
+        assert metric.iou_thresholds == (0.3, 0.6)

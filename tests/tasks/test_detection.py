@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
+from pc3d.metrics import IndoorMAP
 from pc3d.models.heads import VoteNetHead
 from pc3d.models.pointformer import Pointformer
 from pc3d.models.pointformer_votenet import PointformerVoteNet
@@ -68,6 +69,7 @@ def module(**kw) -> DetectionModule:
         proposal_channels=(32,),
     )
     kw.setdefault("class_names", ["box", "bar"])
+    kw.setdefault("metric", IndoorMAP())
     return DetectionModule(PointformerVoteNet(bb, head), **kw)
 
 
@@ -152,12 +154,14 @@ def test_kitti_metric_on_real_frames(samples_dir):
     from pc3d.data.kitti.calib import Calibration
     from pc3d.data.kitti.io import read_image_size
     from pc3d.data.kitti.labels import anno_to_lidar_boxes, read_label
+    from pc3d.metrics import KittiMetric
     from pc3d.metrics.kitti_eval import kitti_eval
-    from pc3d.tasks.detection import KittiAccumulator
 
     names = ["Car", "Pedestrian", "Cyclist"]
     root = samples_dir / "kitti" / "training"
-    acc, shifted = KittiAccumulator(names), KittiAccumulator(names)
+    acc, shifted = KittiMetric(), KittiMetric()
+    acc.bind(names)
+    shifted.bind(names)
     gts, ref = [], []
     for fid in ("000001", "000002"):
         anno = read_label(root / "label_2" / f"{fid}.txt", allow_score=False)
@@ -171,23 +175,26 @@ def test_kitti_metric_on_real_frames(samples_dir):
             "calib": calib.to_dict(),
             "image_size": read_image_size(root / "image_2" / f"{fid}.png"),
         }
-        acc.update([pred], [meta])
+        acc.add([pred], [meta])
         moved = boxes.clone()
         moved[:, 0] += 1.0
-        shifted.update([dict(pred, boxes=moved)], [meta])
+        shifted.add([dict(pred, boxes=moved)], [meta])
         gts.append(anno)
         ref.append(
             {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in anno.items()}
             | {"score": np.ones(len(keep))}
         )
-    res, expected = acc.compute(), kitti_eval(gts, ref, classes=names)
+    res, expected = acc.evaluate(), kitti_eval(gts, ref, classes=names)
     for cls in names:
         for key in ("3d_R40", "3d_R11", "bev_R11", "bbox_R11"):
             np.testing.assert_allclose(res[cls][key], expected[cls][key], atol=1e-6, err_msg=f"{cls} {key}")
     assert res["Car"]["3d_R11"][1] > 0  # the moderate Car of frame 000002 is found
-    assert shifted.compute()["Car"]["3d_R11"][1] == 0.0
+    assert shifted.evaluate()["Car"]["3d_R11"][1] == 0.0
+    scores = acc.compute()  # the names the task logs under val/ and test/
+    assert scores["Car/3d_R11_moderate"] == pytest.approx(res["Car"]["3d_R11"][1])
+    assert "Car/3d_R40_moderate" in acc.progress_bar
     with pytest.raises(ValueError, match="annos"):
-        acc.update([pred], [{"calib": meta["calib"], "image_size": meta["image_size"]}])
+        acc.add([pred], [{"calib": meta["calib"], "image_size": meta["image_size"]}])
 
 
 @pytest.mark.parametrize(
@@ -205,10 +212,10 @@ def test_configs_build(name):
 
     import yaml
 
-    from pc3d.tools.bench.models_det import instantiate
+    from pc3d.tools.bench.model_configs import task_from_configs
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / name).read_text())
-    mod = instantiate(cfg["model"])
+    mod = task_from_configs(name)
     assert isinstance(mod, DetectionModule)
     assert cfg["data"]["class_path"] in (
         "pc3d.data.scannet.ScanNetDataModule",
@@ -228,3 +235,21 @@ def test_viz_samples_render_as_scenes():
     for sample in samples:
         sc = scene_from_dict({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in sample.items()})
         assert sc.boxes_gt.shape[1] == 7 and sc.boxes_pred.shape[1] == 7
+
+
+def test_metric_objects_check_their_arguments_and_score_without_training_targets():
+    with pytest.raises(ValueError, match="iou_thresholds"):
+        IndoorMAP(iou_thresholds=[1.5])
+    with pytest.raises(ValueError, match="class_names"):
+        IndoorMAP().update([], PointBatch.collate([scene(0)]))
+    with pytest.raises(ValueError, match="metric"):
+        module(metric="indoor")
+    mod = module().eval()
+    batch = PointBatch.collate([scene(0), scene(1)])
+    del batch.point["vote_target"]  # a labelled split without the VoteNet targets: metrics only
+    logged = {}
+    mod.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    with torch.no_grad():
+        mod.validation_step(batch, 0)
+    mod.on_validation_epoch_end()
+    assert "val/map_25" in logged and not any(k.startswith("val/loss") for k in logged)

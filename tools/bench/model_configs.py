@@ -1,35 +1,50 @@
-"""Build a network from stacked shipped configs, as ``pc3d fit -c base.yaml -c override.yaml`` would."""
+"""Build a task or its network from stacked shipped configs, as ``pc3d fit -c base.yaml -c override.yaml`` would."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 from torch import nn
 
 
-def network_spec(config: str) -> dict:
-    """The ``model.init_args.model`` section (the network) of a shipped or local config."""
+def config_section(config: str, *keys: str) -> Any:
+    """The section ``keys`` (e.g. ``"model", "init_args", "model"``: the network) of a shipped or local config."""
     from pc3d.cli import resolve_config
 
     path = resolve_config(config)
+    node = yaml.safe_load(Path(path).read_text())
     try:
-        return yaml.safe_load(Path(path).read_text())["model"]["init_args"]["model"]
+        for key in keys:
+            node = node[key]
     except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: expected a model.init_args.model section") from e
+        raise ValueError(f"{path}: expected a {'.'.join(keys)} section") from e
+    return node
 
 
-def model_from_configs(*configs: str, **overrides) -> nn.Module:
-    """The network of ``configs`` merged left to right with jsonargparse's rules (a later ``class_path``
-    keeps the earlier ``init_args`` its class accepts), then ``overrides`` as init arguments."""
+def _instantiate(base: type, keys: tuple[str, ...], configs: tuple[str, ...], overrides: dict) -> Any:
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(nn.Module, "model")
+    parser.add_subclass_arguments(base, "obj")
     args: list[str] = []
     for config in configs:
-        args += ["--model", json.dumps(network_spec(config))]
+        args += ["--obj", json.dumps(config_section(config, *keys))]
     if overrides:
-        args += ["--model", json.dumps({"init_args": overrides})]
-    return parser.instantiate(parser.parse_args(args)).model
+        args += ["--obj", json.dumps({"init_args": overrides})]
+    return parser.instantiate(parser.parse_args(args)).obj
+
+
+def model_from_configs(*configs: str, **overrides: Any) -> nn.Module:
+    """The network of ``configs`` merged left to right with jsonargparse's rules (a later ``class_path``
+    keeps the earlier ``init_args`` its class accepts), then ``overrides`` as init arguments."""
+    return _instantiate(nn.Module, ("model", "init_args", "model"), configs, overrides)
+
+
+def task_from_configs(*configs: str, **overrides: Any) -> Any:
+    """The LightningModule (``model`` section: task, network, metric) of ``configs``, merged likewise."""
+    import lightning as L
+
+    return _instantiate(L.LightningModule, ("model",), configs, overrides)
