@@ -9,6 +9,10 @@ from typing import Any
 import yaml
 from torch import nn
 
+#: the token mixers with shipped configs: ``mixers/<name>_scannet.yaml`` (paper size, over
+#: ptv3_scannet.yaml) and ``mixers/<name>_demo.yaml`` (over meepo_demo.yaml)
+MIXERS = ("agent", "inline", "mlla", "mediator", "slide", "deformable")
+
 
 def config_section(config: str, *keys: str) -> Any:
     """The section ``keys`` (e.g. ``"model", "init_args", "model"``: the network) of a shipped or local config."""

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from pc3d.tools.bench.component_timer import ComponentTimer
-from pc3d.tools.bench.model_configs import model_from_configs
+from pc3d.tools.bench.model_configs import MIXERS, model_from_configs
 
 MODELS = {
     # name: (stacked shipped configs, init-argument overrides) -- all paper size: widths 32..512,
@@ -45,7 +45,7 @@ MODELS = {
     "meepo-2dir": (["meepo_scannet.yaml"], {"directions": ["forward", "reverse"]}),
     # the same MEEPO on the channel-major reference kernels (sequence_depthwise_conv + selective_scan)
     "meepo-ref": (["meepo_scannet.yaml"], {"scan_backend": "numba"}),
-    **{name: (["ptv3_scannet.yaml", f"mixers/{name}_scannet.yaml"], {}) for name in ("agent", "inline", "mlla", "mediator", "slide", "deformable")},
+    **{name: (["ptv3_scannet.yaml", f"mixers/{name}_scannet.yaml"], {}) for name in MIXERS},
 }
 BASELINE = "ptv3-math"
 TARGET = "ptv3-sdpa"  # the second ratio column: the PTv3 the targets compare against

@@ -23,11 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from pc3d.tools.bench.model_configs import MIXERS
+
 #: name -> override configs stacked on meepo_demo.yaml
 MODELS: dict[str, list[str]] = {
     "meepo": [],
     "ptv3": ["mixers/ptv3_demo.yaml"],
-    **{name: [f"mixers/{name}_demo.yaml"] for name in ("agent", "inline", "mlla", "mediator", "slide", "deformable")},
+    **{name: [f"mixers/{name}_demo.yaml"] for name in MIXERS},
 }
 BASELINE = "meepo"
 
