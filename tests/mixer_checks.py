@@ -122,28 +122,12 @@ def overfit_scene0000_crop(
     **unet_args: Any,
 ) -> float:
     """Best labelled-point accuracy of a small MixerUNet trained on one real crop for ``steps`` steps."""
-    from scene_crops import scene0000_crop
-
-    from pc3d.tasks.segmentation import SegmentationModule
+    from scene_crops import overfit_crop, scene0000_crop
 
     batch = scene0000_crop(samples_dir)
-    target = batch.point["segment"]
-    labelled = target >= 0
     torch.manual_seed(0)
     args = dict(grid_size=0.05, strides=(2, 2), enc_depths=(1, 1, 1), enc_channels=(16, 32, 48),
                 enc_num_heads=(2, 2, 4), dec_depths=(1, 1), dec_channels=(32, 32), dec_num_heads=(2, 2),
                 drop_path=0.0, num_classes=20)  # fmt: skip
     model = MixerUNet(mixer, mixer_args, **{**args, **unet_args})
-    task = SegmentationModule(model).train()
-    opt = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=0.0)
-    best = 0.0
-    for _ in range(steps):
-        logits = task(batch)
-        loss = task.loss(logits, target)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        best = max(best, float((logits.argmax(1)[labelled] == target[labelled]).float().mean()))
-        if best >= 0.9:
-            break
-    return best
+    return overfit_crop(model, batch, steps, lr)

@@ -25,3 +25,27 @@ def scene0000_crop(samples_dir: Path, half: float = 1.5, grid: float = 0.05) -> 
     feat = np.concatenate([color[keep] / 127.5 - 1, normal[keep]], 1).astype(np.float32)
     coord = (c[keep] - c[keep].mean(0)).astype(np.float32)
     return PointBatch.collate([{"coord": coord, "feat": feat, "point": {"segment": seg[keep]}}])
+
+
+def overfit_crop(model, batch: PointBatch, steps: int = 60, lr: float = 0.01, target: float = 0.9) -> float:
+    """Best labelled-point accuracy of ``model`` (in a ``SegmentationModule``, AdamW at ``lr``) trained on
+    ``batch`` alone for at most ``steps`` steps, stopping once it reaches ``target``."""
+    import torch
+
+    from pc3d.tasks.segmentation import SegmentationModule
+
+    labels = batch.point["segment"]
+    labelled = labels >= 0
+    task = SegmentationModule(model).train()
+    opt = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=0.0)
+    best = 0.0
+    for _ in range(steps):
+        logits = task(batch)
+        loss = task.loss(logits, labels)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        best = max(best, float((logits.argmax(1)[labelled] == labels[labelled]).float().mean()))
+        if best >= target:
+            break
+    return best

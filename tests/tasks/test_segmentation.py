@@ -8,7 +8,7 @@ import time
 import lightning as L
 import pytest
 import torch
-from scene_crops import scene0000_crop
+from scene_crops import overfit_crop, scene0000_crop
 from torch.utils.data import DataLoader
 
 from pc3d.data.batch import PointBatch
@@ -169,18 +169,8 @@ def test_overfit_scene0000_crop(samples_dir):
     torch.manual_seed(0)
     model = MEEPO(grid_size=0.05, strides=(2, 2), enc_depths=(1, 1, 1), enc_channels=(16, 32, 48),
                   dec_depths=(1, 1), dec_channels=(32, 32), drop_path=0.0, num_classes=20)  # fmt: skip
-    task = SegmentationModule(model).train()
-    opt = torch.optim.AdamW(task.parameters(), lr=0.01, weight_decay=0.0)
-    start, best = time.perf_counter(), 0.0
-    for _ in range(60):
-        logits = task(batch)
-        loss = task.loss(logits, target)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        best = max(best, float((logits.argmax(1)[labelled] == target[labelled]).float().mean()))
-        if best >= 0.9:
-            break
+    start = time.perf_counter()
+    best = overfit_crop(model, batch, steps=60, lr=0.01)
     assert best >= 0.9, f"point accuracy {best:.3f} after 60 steps"
     assert time.perf_counter() - start < 120
 
