@@ -108,6 +108,8 @@ class PointBatch:
         ``point`` (dict of ``(n, ...)``), ``boxes (m, 7)``, ``box_labels (m,)``, ``box``
         (dict of ``(m, ...)``), ``cloud`` (dict of per-cloud arrays) and ``meta`` (dict).
         Numpy arrays are converted to tensors. Usable directly as a DataLoader ``collate_fn``.
+        Indices into boxes follow one convention, global: a sample's ``point["box_index"]`` (index
+        into its own boxes, ``-1`` for none) becomes an index into the batch's ``boxes``.
         """
         if len(samples) == 0:
             raise ValueError("samples: cannot collate an empty list")
@@ -138,6 +140,10 @@ class PointBatch:
             if "box_labels" in samples[0]:
                 box_labels = torch.cat([_as_tensor(s["box_labels"]).long().reshape(-1) for s in samples])
             box = {k: torch.cat([_as_tensor(s["box"][k]) for s in samples]) for k in sorted(box_keys)}
+            if "box_index" in point:
+                local = point["box_index"].long()
+                first_box = box_offsets[:-1].repeat_interleave(torch.tensor([c.shape[0] for c in coords]))
+                point["box_index"] = torch.where(local < 0, local, local + first_box)
         return cls(
             coord=torch.cat(coords),
             feat=torch.cat(feats),

@@ -38,7 +38,7 @@ class PointformerPointRCNN(nn.Module):
 
     ``batch.feat`` holds the reflectance (``feat_channels`` selects columns for the backbone; the
     stage-2 pooling uses column 0 as intensity). ``loss`` uses ``batch.point["box_index"]`` (index of the
-    containing box within its cloud, -1 background; computed with ``points_in_boxes`` when absent).
+    containing box in ``batch.boxes``, -1 background; computed with ``points_in_boxes`` when absent).
     ``predict`` returns LiDAR-frame ``{boxes, scores, labels}`` per cloud.
     """
 
@@ -78,16 +78,15 @@ class PointformerPointRCNN(nn.Module):
         """Global index into ``batch.boxes`` of the box containing each point, -1 for background ``(N,)``."""
         if batch.boxes is None or batch.box_labels is None or batch.box_offsets is None:
             raise ValueError("batch.boxes/box_labels/box_offsets: required by the PointRCNN loss")
-        cloud = batch.batch_index
-        if "box_index" in batch.point:
-            local = batch.point["box_index"].long()
-        else:
-            local = torch.full((len(batch.coord),), -1, dtype=torch.long, device=batch.coord.device)
-            for i, (s, e) in enumerate(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist())):
-                bs, be = batch.box_offsets[i].item(), batch.box_offsets[i + 1].item()
-                if be > bs:
-                    local[s:e] = box_ops().points_in_boxes(batch.coord[s:e], batch.boxes[bs:be]).long()
-        return local.where(local < 0, local + batch.box_offsets[cloud])
+        if "box_index" in batch.point:  # already global (PointBatch.collate)
+            return batch.point["box_index"].long()
+        index = torch.full((len(batch.coord),), -1, dtype=torch.long, device=batch.coord.device)
+        for i, (s, e) in enumerate(zip(batch.offsets[:-1].tolist(), batch.offsets[1:].tolist())):
+            bs, be = batch.box_offsets[i].item(), batch.box_offsets[i + 1].item()
+            if be > bs:
+                local = box_ops().points_in_boxes(batch.coord[s:e], batch.boxes[bs:be]).long()
+                index[s:e] = local.where(local < 0, local + bs)
+        return index
 
     def loss(self, out: dict[str, Any], batch: PointBatch) -> dict[str, Tensor]:
         return self.head.loss(out, batch.coord, self.fg_box_index(batch), batch.boxes, batch.box_labels)

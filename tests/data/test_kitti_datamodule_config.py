@@ -53,9 +53,9 @@ data:
     torch.manual_seed(0)
     b = next(iter(dm.train_dataloader()))
     assert isinstance(b, PointBatch) and b.offsets.tolist() == [0, 1024, 2048]
-    assert set(b.box_labels.tolist()) <= {0, 1} and b.point["box_index"].max() < 8
+    assert set(b.box_labels.tolist()) <= {0, 1} and b.point["box_index"].max() < len(b.boxes)
     # the synthetic frames hold a labelled car and pedestrian with dense clusters: foreground exists
-    assert b.point["fg_mask"].sum() > 0
+    assert (b.point["box_index"] >= 0).sum() > 0
     v = next(iter(dm.val_dataloader()))
     # val = odd ids (000001, 000003), no GT-sampling: exactly the two labelled objects per frame
     assert [m["frame_id"] for m in v.meta] == ["000001", "000003"] and v.box_offsets.tolist() == [0, 2, 4]
@@ -88,7 +88,9 @@ def test_imagesets_and_testing_split(tmp_path):
     assert test[0]["split_dir"] == "testing" and test[0]["annos"] is None
     item = KittiDataset(out, "test", num_points=512)[0]
     assert (
-        item["boxes"].shape == (0, 7) and not item["point"]["fg_mask"].any() and item["meta"]["annos"] is None
+        item["boxes"].shape == (0, 7)
+        and (item["point"]["box_index"] < 0).all()
+        and item["meta"]["annos"] is None
     )
     assert np.isfinite(item["coord"]).all()
     # a malformed split file is a clear error naming file and line

@@ -162,17 +162,19 @@ def test_datamodule_batches(preprocessed):
     torch.manual_seed(0)
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch, PointBatch) and batch.offsets.tolist() == [0, 4096, 8192]
-    assert batch.feat.shape == (8192, 1) and batch.point["fg_mask"].dtype == torch.bool
+    assert batch.feat.shape == (8192, 1) and batch.point["box_index"].dtype == torch.int64
     # targets agree with the boxes of their own cloud
     for b in range(2):
         sl = slice(b * 4096, (b + 1) * 4096)
         boxes = batch.split_boxes(batch.boxes)[b].numpy()
         idx = points_in_boxes(batch.coord[sl].numpy(), boxes)
-        np.testing.assert_array_equal(idx >= 0, batch.point["fg_mask"][sl].numpy())
-        assert (batch.point["box_index"][sl].numpy() < len(boxes)).all()
+        first = int(batch.box_offsets[b])  # box_index is global: an index into batch.boxes
+        np.testing.assert_array_equal(idx >= 0, batch.point["box_index"][sl].numpy() >= 0)
+        inside = batch.point["box_index"][sl].numpy()
+        assert ((inside < 0) | ((inside >= first) & (inside < first + len(boxes)))).all()
         rng = np.asarray(dm.dataset("train").point_range)
         assert ((batch.coord[sl].numpy() >= rng[:3]) & (batch.coord[sl].numpy() <= rng[3:])).all()
-    assert batch.meta[0]["calib"]["P2"] and batch.cloud["P2"].shape == (2, 3, 4)
+    assert batch.meta[0]["calib"]["P2"] and not batch.cloud  # calibration lives in meta only
     # validation is deterministic and unaugmented: the GT car of 000002 is unchanged
     v1 = next(iter(dm.val_dataloader()))
     v2 = next(iter(dm.val_dataloader()))
@@ -194,7 +196,9 @@ def test_datamodule_batches(preprocessed):
     np.testing.assert_allclose(pred["location"][0], gt["location"][1], atol=1e-4)
     r = kitti_eval([gt], [pred], ["Car"])["Car"]
     assert r["3d_R11"][1] == pytest.approx(100 / 11, abs=1e-3)  # 1 moderate GT, matched: index 0 only
-    assert v1.point["fg_mask"][4096:].sum() > 0  # 67 of ~20k FOV points are on the car; 4096 are kept
+    assert (
+        v1.point["box_index"][4096:] >= 0
+    ).sum() > 0  # 67 of ~20k FOV points are on the car; 4096 are kept
 
 
 def test_result_writer_roundtrip_and_eval(preprocessed, kitti_root, tmp_path):

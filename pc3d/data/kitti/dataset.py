@@ -40,8 +40,8 @@ class KittiDataset(Dataset):
 
     Item layout: ``coord (n, 3)``, ``feat (n, 1)`` reflectance, ``boxes (m, 7)`` LiDAR
     ``[x, y, z, l, w, h, heading]`` of ``classes`` only, ``box_labels (m,)`` class indices,
-    ``point = {"fg_mask" (n,) bool, "box_index" (n,) int64 (index within this cloud's boxes, −1 bg)}``,
-    ``cloud = {"P2" (3, 4), "R0_rect" (3, 3), "Tr_velo_to_cam" (3, 4), "image_size" (2,)}``,
+    ``point = {"box_index" (n,) int64}`` (index within this cloud's boxes, −1 for background; the
+    batch holds it as an index into ``batch.boxes``),
     ``meta = {"frame_id", "split", "image_size", "calib" (all matrices as lists), "annos" (camera-frame
     label columns incl. DontCare, for evaluation; ``None`` on the test split)}``.
 
@@ -128,7 +128,7 @@ class KittiDataset(Dataset):
         points = frame_points(
             points, self.point_range, self.num_points, rng, shuffle=self.training and self.shuffle_points
         )
-        fg, box_index = point_targets(points, boxes)
+        box_index = point_targets(points, boxes)
         labels = np.asarray([self.classes.index(n) for n in names], dtype=np.int64)
         calib = info["calib"]
         return {
@@ -136,13 +136,7 @@ class KittiDataset(Dataset):
             "feat": points[:, 3:4].astype(np.float32),
             "boxes": boxes.astype(np.float32),
             "box_labels": labels,
-            "point": {"fg_mask": fg, "box_index": box_index},
-            "cloud": {
-                "P2": np.asarray(calib["P2"], np.float64),
-                "R0_rect": np.asarray(calib["R0_rect"], np.float64),
-                "Tr_velo_to_cam": np.asarray(calib["Tr_velo_to_cam"], np.float64),
-                "image_size": np.asarray(info["image_size"], np.int64),
-            },
+            "point": {"box_index": box_index},
             "meta": {
                 "frame_id": info["frame_id"],
                 "split": self.split,

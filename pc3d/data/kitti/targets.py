@@ -7,16 +7,15 @@ import numpy as np
 from pc3d.data.kitti.augment import points_in_boxes
 
 
-def point_targets(points: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground mask and box assignment of every point.
+def point_targets(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Box assignment of every point.
 
     Args:
         points: ``(N, >=3)`` LiDAR points.
         boxes: ``(M, 7)`` LiDAR boxes ``[x, y, z, l, w, h, heading]`` of the cloud.
 
     Returns:
-        ``fg_mask (N,)`` bool (inside some box) and ``box_index (N,)`` int64: the index (within this
-        cloud's boxes) of a box containing the point, −1 for background.
+        ``box_index (N,)`` int64: the index (within this cloud's boxes) of a box containing the point,
+        −1 for background (foreground is ``box_index >= 0``).
     """
-    idx = points_in_boxes(points, np.asarray(boxes).reshape(-1, 7))
-    return idx >= 0, idx
+    return points_in_boxes(points, np.asarray(boxes).reshape(-1, 7))
