@@ -34,11 +34,14 @@ def cloud_slices(offsets: Tensor) -> list[slice]:
     return [slice(o[b], o[b + 1]) for b in range(len(o) - 1)]
 
 
-def check_offsets(offsets: Any, n: int, name: str = "offsets", device: torch.device | None = None) -> Tensor:
+def check_offsets(
+    offsets: Any, n: int, name: str = "offsets", device: torch.device | None = None, length_name: str = "N"
+) -> Tensor:
     """Validate a packing ``(B+1,)`` of ``n`` rows and return it as int64 (on ``device`` if given).
 
     Accepts a tensor, numpy array or sequence of integers; ``None`` means one cloud. Raises
-    ``ValueError`` naming ``name`` unless the offsets are 1-D integers from 0 to ``n``, non-decreasing.
+    ``ValueError`` naming ``name`` unless the offsets are 1-D integers from 0 to ``n``, non-decreasing
+    (``length_name`` is what the message calls ``n``: the rows ``N``, a sequence length ``L``).
     """
     if offsets is None:
         return torch.tensor([0, n], dtype=torch.int64, device=device)
@@ -58,7 +61,9 @@ def check_offsets(offsets: Any, n: int, name: str = "offsets", device: torch.dev
     offsets = offsets.to(torch.int64)
     o = offsets.cpu()
     if int(o[0]) != 0 or int(o[-1]) != n:
-        raise ValueError(f"{name}: must start at 0 and end at N={n}, got {int(o[0])}..{int(o[-1])}")
+        raise ValueError(
+            f"{name} must start at 0 and end at {length_name} = {n}, got {int(o[0])} ... {int(o[-1])}"
+        )
     if o.numel() > 1 and bool((o[1:] < o[:-1]).any()):
-        raise ValueError(f"{name}: must be non-decreasing")
+        raise ValueError(f"{name} must be non-decreasing")
     return offsets if device is None else offsets.to(device)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pc3d.kernels.packing import batch_index, check_offsets
+from pc3d.kernels.packing import batch_index, check_offsets, offsets_from_counts
 
 from ._common import as_tensor, check_backend, check_points, numba_threads
 from ._grid_numba import cloud_min_extent, floor_grid, group_sorted, pick_members, voxel_keys
@@ -73,7 +73,7 @@ def _groups_torch(coord: Tensor, offsets: Tensor, gs: float) -> tuple[Tensor, ..
     uniq, inverse, counts = torch.unique(key, sorted=True, return_inverse=True, return_counts=True)
     grid = torch.stack([(uniq // (ey * ez)) % ex, (uniq // ez) % ey, uniq % ez], 1).to(torch.int32)
     batch = uniq // (ex * ey * ez)
-    vstart = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    vstart = offsets_from_counts(counts, device=counts.device)
     members = torch.sort(inverse, stable=True).indices
     return grid, batch, inverse, counts, vstart, members
 

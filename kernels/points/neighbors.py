@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pc3d.kernels.packing import batch_index, check_offsets
+from pc3d.kernels.packing import batch_index, check_offsets, offsets_from_counts
 
 from ._common import (
     as_tensor,
@@ -84,7 +84,7 @@ def furthest_point_sample(
             raise ValueError(f"num_samples: must be >= 0, got {k} for cloud {b}")
         if k > 0 and n == 0:
             raise ValueError(f"num_samples: cloud {b} is empty but {k} samples were requested")
-    soff = torch.tensor([0, *np.cumsum(ks).tolist()], dtype=torch.int64)
+    soff = offsets_from_counts(ks)
     be = check_backend(backend, xyz)
     if be == "numba":
         work = float(sum(k * n for k, n in zip(ks, counts)))  # distance evaluations

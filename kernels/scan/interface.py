@@ -94,7 +94,7 @@ def check_scan_order(
         raise ValueError(f"offsets (packed sequences) require b == 1, got {name} with b = {bsz}")
     if offsets.numel() < 2:
         raise ValueError(f"offsets must have at least 2 entries (S+1,), got {offsets.numel()}")
-    check_offsets(offsets.detach(), length, "offsets")
+    check_offsets(offsets.detach(), length, "offsets", length_name="L")
 
 
 def _triton_usable(dev: torch.device) -> bool:

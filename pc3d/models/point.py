@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from pc3d.kernels.packing import offsets_from_counts
 from pc3d.kernels.points import ORDERS, serialization_order, serialize
 
 __all__ = ["ORDERS", "SerializedPoints", "build_points", "serialize_levels"]
@@ -92,5 +93,5 @@ def build_points(
         orders = tuple(orders[i] for i in perm)
     code, order, inverse = serialize_levels(grid_coord, batch, orders, depth)
     counts = torch.bincount(batch, minlength=num_clouds)
-    offsets = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    offsets = offsets_from_counts(counts, device=counts.device)
     return SerializedPoints(coord, grid_coord, batch, offsets, orders, code, order, inverse)

@@ -144,7 +144,7 @@ class Pointformer(nn.Module):
             raise ValueError(
                 f"feat: expected ({coord.shape[0]}, {self.in_channels}), got {tuple(feat.shape)}"
             )
-        check_offsets(offsets, coord.shape[0])
+        offsets = check_offsets(offsets, coord.shape[0], device=coord.device)
         xyz, x, off = coord, self.stem(feat), offsets
         gidx = torch.arange(coord.shape[0], device=coord.device)
         sa_xyz, sa_feat, sa_off, sa_idx = [xyz], [x], [off], [gidx]

@@ -243,8 +243,7 @@ class SerializedUNet(nn.Module):
             raise ValueError(
                 f"feat: expected ({coord.shape[0]}, {self.in_channels}), got {tuple(feat.shape)}"
             )
-        check_offsets(offsets, coord.shape[0])
-        offsets = offsets.long()
+        offsets = check_offsets(offsets, coord.shape[0], device=coord.device)
         grid, batch, inverse = self.voxelize(coord, offsets, grid_coord)
         m = grid.shape[0]
         counts = torch.bincount(inverse, minlength=m).to(feat.dtype)[:, None]

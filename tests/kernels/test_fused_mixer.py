@@ -192,7 +192,7 @@ def test_rejects_bad_arguments():
         conv_silu(x, w[:3])
     with pytest.raises(ValueError, match="x must be"):
         conv_silu(x[None], w)
-    with pytest.raises(ValueError, match="offsets: must start at 0 and end at N"):
+    with pytest.raises(ValueError, match="offsets must start at 0 and end at L"):
         conv_silu(x, w, torch.tensor([0, 4, 9]))
     with pytest.raises(ValueError, match="stride"):
         conv_silu(x, w, stride=0)

@@ -85,7 +85,7 @@ def test_reverse_is_the_flipped_conv():
     [
         ({"x": torch.randn(3, 4)}, "x must be"),
         ({"weight": torch.randn(3, 4)}, "weight must have shape"),
-        ({"offsets": torch.tensor([0, 5, 3, 10])}, "offsets: must be non-decreasing"),
+        ({"offsets": torch.tensor([0, 5, 3, 10])}, "offsets must be non-decreasing"),
         ({"offsets": torch.tensor([0.0, 10.0])}, "offsets must be a 1-D int"),
         ({"x": torch.randn(2, 2, 10), "offsets": torch.tensor([0, 10])}, "require b == 1"),
         ({"stride": 0}, "stride must be"),

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pc3d.kernels.packing import offsets_from_counts
 from pc3d.models.pointformer_layers import SetAbstraction
 
 from .bins import BinCoder
@@ -202,7 +203,7 @@ class PointRCNNHead(nn.Module):
             "rois": torch.cat(out_b),
             "roi_scores": torch.cat(out_s),
             "roi_labels": torch.cat(out_l),
-            "roi_offsets": torch.cat([c.new_zeros(1), c.cumsum(0)]),
+            "roi_offsets": offsets_from_counts(c, device=c.device),
         }
 
     # ------------------------------------------------------------------ stage 2
@@ -260,7 +261,7 @@ class PointRCNNHead(nn.Module):
             k: (torch.cat(v) if v else rois.new_zeros((0, 7) if k in ("rois", "gt") else (0,)))
             for k, v in out.items()
         }
-        res["offsets"] = torch.cat([c.new_zeros(1), c.cumsum(0)])
+        res["offsets"] = offsets_from_counts(c, device=c.device)
         return res
 
     def jitter_boxes(self, boxes: Tensor) -> Tensor:

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pc3d.kernels.packing import offsets_from_counts
 from pc3d.kernels.points import three_nn
 from pc3d.models.mixers.packed import cloud_slices, head_dim, serialized_pool
 from pc3d.models.point import SerializedPoints
@@ -162,7 +163,7 @@ class DeformableAttention(nn.Module):
         b, g, r, _ = pos.shape
         counts = point.offsets[1:] - point.offsets[:-1]
         keep = counts > 0
-        pos_offsets = torch.cat([counts.new_zeros(1), torch.cumsum(keep.long() * g * r, 0)])
+        pos_offsets = offsets_from_counts(keep.long() * g * r, device=counts.device)
         idx_k, dist_k = three_nn(point.coord, point.offsets, pos[keep].reshape(-1, 3).detach(), pos_offsets)
         idx = idx_k.new_zeros(b, g, r, 3)
         idx[keep] = idx_k.reshape(-1, g, r, 3)
