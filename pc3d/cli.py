@@ -26,6 +26,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from pc3d.checkpoint import CheckpointError, PC3DCheckpointIO, load_checkpoint
+from pc3d.tasks.hparams import upgrade_hyperparameters
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -150,7 +151,7 @@ class PC3DCLI(LightningCLI):
             ckpt_path = config.ckpt_path = find_last_checkpoint(config, subcommand)
         if ckpt_path is None or ckpt_path in ("best", "hpc"):
             return
-        hparams = dict(load_checkpoint(ckpt_path)["hyper_parameters"])
+        hparams = upgrade_hyperparameters(dict(load_checkpoint(ckpt_path)["hyper_parameters"]))
         hparams.pop("_instantiator", None)
         if not hparams:
             return

@@ -16,6 +16,7 @@ import lightning as L
 
 from pc3d.checkpoint import CheckpointError, load_checkpoint
 from pc3d.infer.cloud import InputError
+from pc3d.tasks.hparams import upgrade_hyperparameters
 
 
 @dataclasses.dataclass
@@ -36,33 +37,12 @@ def _instantiate(base: type, hparams: dict[str, Any], what: str, path: Path) -> 
     parser.add_subclass_arguments(base, "obj", fail_untyped=False, required=True)
     try:
         cfg = parser.parse_object({"obj": {"class_path": hparams["_class_path"], "init_args": init_args}})
-        return parser.instantiate_classes(cfg).obj
+        return parser.instantiate(cfg).obj
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"--ckpt {path}: cannot rebuild the {what} {hparams['_class_path']} ({first[:300]})"
         ) from err
-
-
-#: detection metrics that older checkpoints name by string, and the classes that replaced them
-_LEGACY_METRICS = {"indoor": "pc3d.metrics.IndoorMAP", "kitti": "pc3d.metrics.KittiMetric", "none": None}
-
-
-def _upgrade(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters of an older detection task (``metric: "kitti"``, ``iou_thresholds``) in today's
-    form (``metric: {class_path: ...}``); others unchanged."""
-    metric = hparams.get("metric")
-    if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
-        return hparams
-    hparams = dict(hparams)
-    thresholds = hparams.pop("iou_thresholds", None)
-    class_path = _LEGACY_METRICS[metric]
-    if class_path is None:
-        hparams["metric"] = None
-    else:
-        init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
-        hparams["metric"] = {"class_path": class_path, "init_args": init_args}
-    return hparams
 
 
 def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTask:
@@ -87,7 +67,7 @@ def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTas
             "(datamodule_hyper_parameters), so the test-time preprocessing is unknown; it was written "
             "by an older pc3d. Train it again with `pc3d fit`."
         )
-    module = _instantiate(L.LightningModule, _upgrade(hp), "task", path)
+    module = _instantiate(L.LightningModule, upgrade_hyperparameters(hp), "task", path)
     datamodule = _instantiate(L.LightningDataModule, dhp, "datamodule", path)
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)

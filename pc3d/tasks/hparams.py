@@ -35,3 +35,24 @@ def save_task_hyperparameters(module: L.LightningModule, object_args: tuple[str,
                 "class_path": spec["class_path"],
                 "init_args": dict(spec.get("init_args") or {}),
             }
+
+
+#: detection metrics that older checkpoints name by string, and the classes that replaced them
+_LEGACY_METRICS = {"indoor": "pc3d.metrics.IndoorMAP", "kitti": "pc3d.metrics.KittiMetric", "none": None}
+
+
+def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of an older detection task (``metric: "kitti"``, ``iou_thresholds``) in today's
+    form (``metric: {class_path: ...}``); others unchanged."""
+    metric = hparams.get("metric")
+    if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
+        return hparams
+    hparams = dict(hparams)
+    thresholds = hparams.pop("iou_thresholds", None)
+    class_path = _LEGACY_METRICS[metric]
+    if class_path is None:
+        hparams["metric"] = None
+    else:
+        init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
+        hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    return hparams

@@ -90,3 +90,30 @@ def test_checkpoint_naming_its_metric_by_string_still_loads(det_ckpt, tmp_path, 
     assert (type(metric).__name__ if metric is not None else None) == expected
     if expected == "IndoorMAP":
         assert metric.iou_thresholds == (0.3, 0.6)
+
+
+def test_pc3d_test_resumes_a_checkpoint_naming_its_metric_by_string(det_ckpt, kitti_data, tmp_path):
+    """``pc3d test --ckpt_path`` reads the string-metric layout too (its hyper-parameters are upgraded)."""
+    from pc3d.cli import PC3DCLI, resolve_config
+
+    ckpt = torch.load(det_ckpt, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["metric"] = "kitti"
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    cli = PC3DCLI(
+        args=[
+            "test",
+            "-c",
+            resolve_config("pointformer_demo_kitti.yaml"),
+            f"--data.init_args.root={kitti_data}",
+            "--data.init_args.num_points=1024",
+            "--data.init_args.batch_size=1",
+            f"--ckpt_path={old}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+            "--trainer.callbacks=[]",
+            "--trainer.enable_progress_bar=false",
+        ]  # fmt: skip
+    )
+    assert type(cli.model.test_metric).__name__ == "KittiMetric"
+    assert any(k.startswith("test/") for k in cli.trainer.callback_metrics)
