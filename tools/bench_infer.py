@@ -52,21 +52,13 @@ def _rss() -> int:
 def _task(kind: str):
     """A randomly initialised task and its datamodule object from the demo config (no data read)."""
     import torch
-    import yaml
 
-    from pc3d.cli import resolve_config
-    from pc3d.infer.checkpoint import TrainedTask, _instantiate
+    from pc3d.infer.checkpoint import TrainedTask
+    from pc3d.tools.bench.model_configs import datamodule_from_configs, task_from_configs
 
-    cfg = yaml.safe_load(Path(resolve_config(CONFIGS[kind])).read_text())
     torch.manual_seed(0)
-    import lightning as L
-
-    def hp(section: dict) -> dict:
-        return {"_class_path": section["class_path"], **section.get("init_args", {})}
-
-    module = _instantiate(L.LightningModule, hp(cfg["model"]), "task", Path(CONFIGS[kind]))
-    data = hp(cfg["data"]) | {"root": "unused"}
-    datamodule = _instantiate(L.LightningDataModule, data, "datamodule", Path(CONFIGS[kind]))
+    module = task_from_configs(CONFIGS[kind])
+    datamodule = datamodule_from_configs(CONFIGS[kind], root="unused")
     return TrainedTask(module=module.eval(), datamodule=datamodule, path=Path(CONFIGS[kind]))
 
 

@@ -52,3 +52,10 @@ def task_from_configs(*configs: str, **overrides: Any) -> Any:
     import lightning as L
 
     return _instantiate(L.LightningModule, ("model",), configs, overrides)
+
+
+def datamodule_from_configs(*configs: str, **overrides: Any) -> Any:
+    """The LightningDataModule (``data`` section) of ``configs``, merged likewise; it reads no data."""
+    import lightning as L
+
+    return _instantiate(L.LightningDataModule, ("data",), configs, overrides)
