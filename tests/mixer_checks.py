@@ -131,3 +131,11 @@ def overfit_scene0000_crop(
                 drop_path=0.0, num_classes=20)  # fmt: skip
     model = MixerUNet(mixer, mixer_args, **{**args, **unet_args})
     return overfit_crop(model, batch, steps, lr)
+
+
+def check_unet(model: nn.Module, min_reach: float = 0.99) -> None:
+    """Every check of a mixer inside a U-Net: packing, point order, gradients across clouds, training."""
+    check_batch_invariance(model)
+    check_order_invariance(model)
+    check_no_cross_cloud_gradient(model, min_reach)
+    check_train_step(model)

@@ -8,10 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mixer_checks import (
-    check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     level,
     overfit_scene0000_crop,
     small_unet,
@@ -103,10 +100,7 @@ def test_agent_attention_reaches_the_whole_cloud_through_the_agents():
 
 def test_agent_attention_packing_gradients_and_training():
     model = small_unet(AgentAttention, dict(num_agents=16))
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mixer_checks import (
-    check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     level,
     overfit_scene0000_crop,
     small_unet,
@@ -166,10 +163,7 @@ def test_neighbour_search_runs_on_the_sample_positions_only(monkeypatch):
 
 def test_deformable_attention_in_a_unet_keeps_clouds_apart_and_trains():
     model = small_unet(DeformableAttention, ARGS)
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 def test_deformable_attention_runs_under_bfloat16_autocast():

@@ -6,10 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mixer_checks import (
-    check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     level,
     overfit_scene0000_crop,
     small_unet,
@@ -79,10 +76,7 @@ def test_inline_single_row_cloud_returns_its_value():
 
 def test_inline_in_a_unet_keeps_clouds_apart_and_trains():
     model = small_unet(InLineAttention)
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,7 @@ import pytest
 import torch
 from mixer_checks import (
     check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     cloud,
     level,
     overfit_scene0000_crop,
@@ -100,10 +98,7 @@ def test_one_mediator_is_attention_pooling_with_the_mean_query():
 
 def test_mediator_unet_keeps_clouds_apart_and_trains():
     model = small_unet(MediatorAttention, {"num_mediators": 4})
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 def test_mediator_count_changes_on_a_built_model():

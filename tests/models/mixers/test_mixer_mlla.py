@@ -9,10 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mixer_checks import (
-    check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     level,
     overfit_scene0000_crop,
     small_unet,
@@ -103,10 +100,7 @@ def test_mlla_sees_coordinates_only_relatively():
 
 def test_mlla_in_a_unet_keeps_clouds_apart_and_trains():
     model = small_unet(MLLA)
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 @pytest.mark.parametrize(

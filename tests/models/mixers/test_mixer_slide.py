@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from mixer_checks import (
-    check_batch_invariance,
-    check_no_cross_cloud_gradient,
-    check_order_invariance,
-    check_train_step,
+    check_unet,
     level,
     overfit_scene0000_crop,
     small_unet,
@@ -153,10 +150,7 @@ def _deformed_unet():
 
 def test_slide_unet_keeps_clouds_apart_and_trains():
     model = _deformed_unet()
-    check_batch_invariance(model)
-    check_order_invariance(model)
-    check_no_cross_cloud_gradient(model)
-    check_train_step(model)
+    check_unet(model)
 
 
 @pytest.mark.parametrize(
