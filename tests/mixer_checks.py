@@ -1,4 +1,5 @@
-"""Checks every token mixer of the serialized U-Net must pass, shared by the mixer tests.
+"""Checks every token mixer of the serialized U-Net must pass (MEEPO's, PTv3's and the mixers of
+``pc3d.models.mixers``), shared by their tests.
 
 A mixer is checked twice: alone on a serialized level (``level``), where its output can be compared
 with a plain reference, and inside a small :class:`MixerUNet`, where packing, point order and
@@ -53,14 +54,18 @@ def level(sizes: list[int], seed: int = 0, orders=ORDERS) -> SerializedPoints:
     return build_points(grid.float() * 0.1 + 0.05, grid, batch_t, len(sizes), orders)
 
 
+def warmed_up(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode after one training-mode forward, so BatchNorm is not an identity."""
+    model.train()
+    with torch.no_grad():
+        model(*cloud(400, 9), torch.tensor([0, 400]))
+    return model.eval()
+
+
 def small_unet(mixer: type[nn.Module] | str, mixer_args: Mapping[str, Any] | None = None, **kw) -> MixerUNet:
     """A seeded small MixerUNet in eval mode, with non-trivial BatchNorm statistics."""
     torch.manual_seed(0)
-    m = MixerUNet(mixer, mixer_args, **{**SMALL_UNET, **kw})
-    m.train()
-    with torch.no_grad():
-        m(*cloud(400, 9), torch.tensor([0, 400]))
-    return m.eval()
+    return warmed_up(MixerUNet(mixer, mixer_args, **{**SMALL_UNET, **kw}))
 
 
 def check_batch_invariance(model: nn.Module, atol: float = 1e-4) -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mixer_checks import (
+    check_batch_invariance,
+    check_no_cross_cloud_gradient,
+    check_order_invariance,
+    cloud,
+    warmed_up,
+)
 
 from pc3d.models.meepo import MEEPO
 
@@ -22,64 +29,26 @@ SMALL = dict(
 )
 
 
-def _cloud(n: int, seed: int, extent=(2.0, 1.6, 1.0)):
-    g = torch.Generator().manual_seed(seed)
-    coord = torch.rand(n, 3, generator=g) * torch.tensor(extent)
-    return coord, torch.randn(n, 6, generator=g)
-
-
 def _model(**kw) -> MEEPO:
     torch.manual_seed(0)
-    m = MEEPO(**{**SMALL, **kw})
-    # non-trivial BatchNorm statistics so that eval mode is not an identity
-    m.train()
-    with torch.no_grad():
-        m(*_cloud(400, 9)[:2], torch.tensor([0, 400]))
-    return m.eval()
+    return warmed_up(MEEPO(**{**SMALL, **kw}))
 
 
 def test_meepo_batch_invariance():
-    m = _model()
-    clouds = [_cloud(500, 1), _cloud(230, 2, (1.0, 1.0, 0.5)), _cloud(37, 3)]
-    alone = [m(c, f, torch.tensor([0, c.shape[0]])) for c, f in clouds]
-    packed = m(
-        torch.cat([c for c, _ in clouds]),
-        torch.cat([f for _, f in clouds]),
-        torch.tensor([0, 500, 730, 767]),
-    )
-    torch.testing.assert_close(packed, torch.cat(alone), rtol=1e-4, atol=1e-4)
-    # and the packed result does not depend on the packing order
-    swapped = m(
-        torch.cat([clouds[2][0], clouds[0][0]]),
-        torch.cat([clouds[2][1], clouds[0][1]]),
-        torch.tensor([0, 37, 537]),
-    )
-    torch.testing.assert_close(swapped[37:], alone[0], rtol=1e-4, atol=1e-4)
+    check_batch_invariance(_model())
 
 
 def test_meepo_information_flows_within_but_never_across_clouds():
-    m = _model()
-    (c1, f1), (c2, f2) = _cloud(300, 4), _cloud(200, 5)
-    feat = torch.cat([f1, f2]).requires_grad_(True)
-    out = m(torch.cat([c1, c2]), feat, torch.tensor([0, 300, 500]))
-    out[:300].sum().backward()  # logits of cloud 0 only
-    grad = feat.grad.abs().sum(1)
-    assert grad[300:].max() == 0  # cloud 1 never influences cloud 0
-    assert (grad[:300] > 0).float().mean() > 0.99  # context: every point of cloud 0 matters
+    check_no_cross_cloud_gradient(_model())
 
 
 def test_meepo_order_invariance():
-    m = _model()
-    coord, feat = _cloud(600, 6)
-    ref = m(coord, feat, torch.tensor([0, 600]))
-    perm = torch.randperm(600, generator=torch.Generator().manual_seed(0))
-    out = m(coord[perm], feat[perm], torch.tensor([0, 600]))
-    torch.testing.assert_close(out, ref[perm], rtol=1e-4, atol=1e-4)
+    check_order_invariance(_model())
 
 
 def test_meepo_train_step_shapes_and_gradients():
     m = MEEPO(**SMALL, shuffle_orders=True).train()
-    coord, feat = _cloud(300, 7)
+    coord, feat = cloud(300, 7)
     dup = torch.cat([coord, coord[:10]])  # points sharing a voxel share its logits
     out = m(dup, torch.cat([feat, feat[:10]]), torch.tensor([0, 310]))
     assert out.shape == (310, 5)
@@ -91,7 +60,7 @@ def test_meepo_train_step_shapes_and_gradients():
 
 def test_meepo_rejects_bad_input():
     m = MEEPO(**SMALL).eval()
-    coord, feat = _cloud(50, 8)
+    coord, feat = cloud(50, 8)
     with pytest.raises(ValueError, match="feat"):
         m(coord, feat[:, :3], torch.tensor([0, 50]))
     with pytest.raises(ValueError, match="offsets"):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mixer_checks import (
+    check_batch_invariance,
+    check_no_cross_cloud_gradient,
+    check_order_invariance,
+    warmed_up,
+)
 
 from pc3d.models.blocks.ptv3_block import SerializedAttention, patch_index
 from pc3d.models.ptv3 import PTv3
@@ -24,17 +30,9 @@ SMALL = dict(
 )
 
 
-def _cloud(n: int, seed: int, extent=(2.0, 1.6, 1.0)):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, generator=g) * torch.tensor(extent), torch.randn(n, 6, generator=g)
-
-
 def _model(**kw) -> PTv3:
     torch.manual_seed(0)
-    m = PTv3(**{**SMALL, **kw}).train()
-    with torch.no_grad():
-        m(*_cloud(400, 9), torch.tensor([0, 400]))  # non-trivial BatchNorm statistics
-    return m.eval()
+    return warmed_up(PTv3(**{**SMALL, **kw}))
 
 
 def test_patch_index_covers_every_row_once_within_its_cloud():
@@ -81,33 +79,15 @@ def test_serialized_attention_matches_per_patch_softmax(impl):
 
 
 def test_ptv3_batch_invariance():
-    m = _model()
-    clouds = [_cloud(500, 1), _cloud(230, 2, (1.0, 1.0, 0.5)), _cloud(20, 3)]
-    alone = [m(c, f, torch.tensor([0, c.shape[0]])) for c, f in clouds]
-    packed = m(
-        torch.cat([c for c, _ in clouds]), torch.cat([f for _, f in clouds]), torch.tensor([0, 500, 730, 750])
-    )
-    torch.testing.assert_close(packed, torch.cat(alone), rtol=1e-4, atol=1e-4)
+    check_batch_invariance(_model())
 
 
 def test_ptv3_information_flows_within_but_never_across_clouds():
-    m = _model(patch_size=1024)
-    (c1, f1), (c2, f2) = _cloud(300, 4), _cloud(200, 5)
-    feat = torch.cat([f1, f2]).requires_grad_(True)
-    out = m(torch.cat([c1, c2]), feat, torch.tensor([0, 300, 500]))
-    out[:300].sum().backward()
-    grad = feat.grad.abs().sum(1)
-    assert grad[300:].max() == 0
-    assert (grad[:300] > 0).float().mean() > 0.99
+    check_no_cross_cloud_gradient(_model(patch_size=1024))
 
 
 def test_ptv3_order_invariance():
-    m = _model()
-    coord, feat = _cloud(600, 6)
-    ref = m(coord, feat, torch.tensor([0, 600]))
-    perm = torch.randperm(600, generator=torch.Generator().manual_seed(0))
-    out = m(coord[perm], feat[perm], torch.tensor([0, 600]))
-    torch.testing.assert_close(out, ref[perm], rtol=1e-4, atol=1e-4)
+    check_order_invariance(_model())
 
 
 def test_ptv3_paper_size_parameter_count():
