@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from pc3d.data.batch import PointBatch
 from pc3d.models.mixer_unet import MixerUNet
 from pc3d.models.point import ORDERS, SerializedPoints, build_points
 
@@ -41,6 +42,11 @@ def cloud(n: int, seed: int, extent=(2.0, 1.6, 1.0)) -> tuple[torch.Tensor, torc
     return coord, torch.randn(n, 6, generator=g)
 
 
+def logits(model: nn.Module, coord: Tensor, feat: Tensor, offsets: Tensor | list[int]) -> Tensor:
+    """``model(batch)`` of the clouds ``coord (N, 3)``/``feat (N, C)`` packed by ``offsets (B+1,)``."""
+    return model(PointBatch(coord=coord, feat=feat, offsets=torch.as_tensor(offsets)))
+
+
 def level(sizes: list[int], seed: int = 0, orders=ORDERS) -> SerializedPoints:
     """A serialized level of ``len(sizes)`` clouds with ``sizes[b]`` distinct voxels each."""
     g = torch.Generator().manual_seed(seed)
@@ -58,7 +64,7 @@ def warmed_up(model: nn.Module) -> nn.Module:
     """``model`` in eval mode after one training-mode forward, so BatchNorm is not an identity."""
     model.train()
     with torch.no_grad():
-        model(*cloud(400, 9), torch.tensor([0, 400]))
+        logits(model, *cloud(400, 9), torch.tensor([0, 400]))
     return model.eval()
 
 
@@ -72,13 +78,15 @@ def check_batch_invariance(model: nn.Module, atol: float = 1e-4) -> None:
     """A cloud's logits are the same alone, packed with others, and packed in another order."""
     clouds = [cloud(500, 1), cloud(230, 2, (1.0, 1.0, 0.5)), cloud(37, 3)]
     with torch.no_grad():
-        alone = [model(c, f, torch.tensor([0, c.shape[0]])) for c, f in clouds]
-        packed = model(
+        alone = [logits(model, c, f, torch.tensor([0, c.shape[0]])) for c, f in clouds]
+        packed = logits(
+            model,
             torch.cat([c for c, _ in clouds]),
             torch.cat([f for _, f in clouds]),
             torch.tensor([0, 500, 730, 767]),
         )
-        swapped = model(
+        swapped = logits(
+            model,
             torch.cat([clouds[2][0], clouds[0][0]]),
             torch.cat([clouds[2][1], clouds[0][1]]),
             torch.tensor([0, 37, 537]),
@@ -92,8 +100,8 @@ def check_order_invariance(model: nn.Module, atol: float = 1e-4) -> None:
     coord, feat = cloud(600, 6)
     perm = torch.randperm(600, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ref = model(coord, feat, torch.tensor([0, 600]))
-        out = model(coord[perm], feat[perm], torch.tensor([0, 600]))
+        ref = logits(model, coord, feat, torch.tensor([0, 600]))
+        out = logits(model, coord[perm], feat[perm], torch.tensor([0, 600]))
     torch.testing.assert_close(out, ref[perm], rtol=atol, atol=atol)
 
 
@@ -101,7 +109,7 @@ def check_no_cross_cloud_gradient(model: nn.Module, min_reach: float = 0.99) -> 
     """Cloud 0's logits have zero gradient in cloud 1's features, and non-zero in most of cloud 0's."""
     (c1, f1), (c2, f2) = cloud(300, 4), cloud(200, 5)
     feat = torch.cat([f1, f2]).requires_grad_(True)
-    out = model(torch.cat([c1, c2]), feat, torch.tensor([0, 300, 500]))
+    out = logits(model, torch.cat([c1, c2]), feat, torch.tensor([0, 300, 500]))
     out[:300].sum().backward()
     grad = feat.grad.abs().sum(1)
     assert grad[300:].max() == 0, "cloud 1 influences cloud 0"
@@ -112,7 +120,7 @@ def check_no_cross_cloud_gradient(model: nn.Module, min_reach: float = 0.99) -> 
 def check_train_step(model: nn.Module) -> None:
     """In training mode every parameter gets a finite gradient."""
     model.train()
-    out = model(*cloud(300, 7), torch.tensor([0, 300]))
+    out = logits(model, *cloud(300, 7), torch.tensor([0, 300]))
     out.logsumexp(1).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"no finite gradient for {missing}"

@@ -41,7 +41,7 @@ def overfit_crop(model, batch: PointBatch, steps: int = 60, lr: float = 0.01, ta
     best = 0.0
     for _ in range(steps):
         logits = task(batch)
-        loss = task.loss(logits, labels)["loss"]
+        loss = model.loss(logits, batch)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pc3d.cli import builtin_config_dir, builtin_configs, main
+from pc3d.data.batch import PointBatch
 from pc3d.tools.bench.model_configs import model_from_configs
 
 MIXER_CONFIGS = [c for c in builtin_configs() if c.startswith("mixers/")]
@@ -44,7 +45,7 @@ def test_mixer_override_matches_its_base_in_size_and_layout(name: str):
 def test_demo_override_trains_a_step_and_its_header_commands_parse(name: str, capsys):
     model = model_from_configs(_base(name), name).train()
     coord = torch.rand(500, 3) * 2
-    out = model(coord, torch.randn(500, 6), torch.tensor([0, 300, 500]))
+    out = model(PointBatch(coord=coord, feat=torch.randn(500, 6), offsets=torch.tensor([0, 300, 500])))
     out.logsumexp(1).mean().backward()
     commands = [
         shlex.split(line[4:])

@@ -3,7 +3,12 @@
 Every datamodule yields a :class:`PointBatch`, every model and kernel consumes one (or its
 ``coord``/``feat``/``offsets`` tensors). Clouds are concatenated along the first axis;
 ``offsets (B+1,)`` starts at 0 and ends at ``N``, so cloud ``i`` owns rows
-``offsets[i]:offsets[i+1]``. Boxes are packed the same way with ``box_offsets (B+1,)``.
+``offsets[i]:offsets[i+1]``. Boxes are packed the same way with ``box_offsets (B+1,)``, and the
+original (full-resolution) points of voxelized clouds with ``origin_offsets (B+1,)``.
+
+Index convention: every index stored in a batch is **global**, a row of the packed tensor it points
+into (``point["box_index"]`` into ``boxes``, ``origin["inverse"]`` into the rows of ``coord``), so
+it stays valid when clouds are merged and needs no per-cloud offset to use.
 
 Box convention (shared by ScanNet and KITTI, OpenPCDet style): ``(M, 7)`` rows
 ``[x, y, z, dx, dy, dz, yaw]`` with ``(x, y, z)`` the box centre, ``(dx, dy, dz)`` the full
@@ -44,13 +49,17 @@ class PointBatch:
         feat: ``(N, C)`` float32 point features (model input).
         offsets: ``(B+1,)`` int64, ``offsets[0] == 0``, ``offsets[-1] == N``.
         point: extra per-point tensors, each ``(N, ...)`` (e.g. ``segment``, ``instance``,
-            ``vote_target``, ``inverse``).
+            ``grid_coord``, ``vote_target``).
         boxes: ``(M, 7)`` float32 boxes ``[x, y, z, dx, dy, dz, yaw]``, or ``None``.
         box_labels: ``(M,)`` int64 class indices, or ``None``.
         box_offsets: ``(B+1,)`` int64 packing of ``boxes``, or ``None``.
         box: extra per-box tensors, each ``(M, ...)``.
         cloud: per-cloud tensors, each ``(B, ...)`` (e.g. ``axis_align``).
-        meta: one dict of non-tensor information per cloud (ids, source paths).
+        origin: per-original-point tensors of the clouds before voxelization, each ``(R, ...)``:
+            ``coord (R, 3)`` float32, ``color (R, 3)`` uint8, ``segment (R,)`` int64 and ``inverse (R,)``
+            int64, the row of ``coord`` (global) whose voxel holds each original point.
+        origin_offsets: ``(B+1,)`` int64 packing of ``origin`` (clouds may own no rows), or ``None``.
+        meta: one dict of non-tensor information per cloud (ids, source paths, scalars).
     """
 
     coord: Tensor
@@ -62,6 +71,8 @@ class PointBatch:
     box_offsets: Tensor | None = None
     box: dict[str, Tensor] = field(default_factory=dict)
     cloud: dict[str, Tensor] = field(default_factory=dict)
+    origin: dict[str, Tensor] = field(default_factory=dict)
+    origin_offsets: Tensor | None = None
     meta: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -87,6 +98,12 @@ class PointBatch:
             raise ValueError("box_offsets: this batch has no boxes")
         return list(torch.split(x, (self.box_offsets[1:] - self.box_offsets[:-1]).tolist()))
 
+    def split_origin(self, x: Tensor) -> list[Tensor]:
+        """Split a packed per-original-point tensor ``(R, ...)`` into ``B`` per-cloud tensors."""
+        if self.origin_offsets is None:
+            raise ValueError("origin_offsets: this batch has no original points")
+        return list(torch.split(x, (self.origin_offsets[1:] - self.origin_offsets[:-1]).tolist()))
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> PointBatch:
         def move(v: Any) -> Any:
             if isinstance(v, Tensor):
@@ -106,10 +123,12 @@ class PointBatch:
 
         Each sample is a mapping with ``coord (n, 3)``, ``feat (n, C)`` and optionally
         ``point`` (dict of ``(n, ...)``), ``boxes (m, 7)``, ``box_labels (m,)``, ``box``
-        (dict of ``(m, ...)``), ``cloud`` (dict of per-cloud arrays) and ``meta`` (dict).
+        (dict of ``(m, ...)``), ``cloud`` (dict of per-cloud arrays), ``origin`` (dict of ``(r, ...)``,
+        the same keys in every sample; ``r`` may be 0) and ``meta`` (dict).
         Numpy arrays are converted to tensors. Usable directly as a DataLoader ``collate_fn``.
-        Indices into boxes follow one convention, global: a sample's ``point["box_index"]`` (index
-        into its own boxes, ``-1`` for none) becomes an index into the batch's ``boxes``.
+        Indices follow one convention, global: a sample's ``point["box_index"]`` (index into its own
+        boxes, ``-1`` for none) becomes an index into the batch's ``boxes``, and its
+        ``origin["inverse"]`` (row of its own points) a row of the batch's ``coord``.
         """
         if len(samples) == 0:
             raise ValueError("samples: cannot collate an empty list")
@@ -123,8 +142,15 @@ class PointBatch:
         point_keys = set(samples[0].get("point", {}))
         box_keys = set(samples[0].get("box", {}))
         cloud_keys = set(samples[0].get("cloud", {}))
+        origin_keys = set(samples[0].get("origin", {}))
         for i, s in enumerate(samples):
-            for attr, keys in (("point", point_keys), ("box", box_keys), ("cloud", cloud_keys)):
+            checks = (
+                ("point", point_keys),
+                ("box", box_keys),
+                ("cloud", cloud_keys),
+                ("origin", origin_keys),
+            )
+            for attr, keys in checks:
                 if set(s.get(attr, {})) != keys:
                     raise ValueError(
                         f"samples[{i}]['{attr}']: keys {sorted(s.get(attr, {}))} differ from {sorted(keys)}"
@@ -144,15 +170,38 @@ class PointBatch:
                 local = point["box_index"].long()
                 first_box = box_offsets[:-1].repeat_interleave(torch.tensor([c.shape[0] for c in coords]))
                 point["box_index"] = torch.where(local < 0, local, local + first_box)
+        offsets = offsets_from_counts([c.shape[0] for c in coords])
+        origin, origin_offsets = _collate_origin(samples, sorted(origin_keys), offsets)
         return cls(
             coord=torch.cat(coords),
             feat=torch.cat(feats),
-            offsets=offsets_from_counts([c.shape[0] for c in coords]),
+            offsets=offsets,
             point=point,
             boxes=boxes,
             box_labels=box_labels,
             box_offsets=box_offsets,
             box=box,
             cloud=cloud,
+            origin=origin,
+            origin_offsets=origin_offsets,
             meta=[dict(s.get("meta", {})) for s in samples],
         )
+
+
+def _collate_origin(
+    samples: Sequence[Mapping[str, Any]], keys: list[str], offsets: Tensor
+) -> tuple[dict[str, Tensor], Tensor | None]:
+    """The packed ``origin`` tensors of ``samples`` and their ``origin_offsets (B+1,)`` (``None``
+    without origin keys); ``inverse`` is made global with the clouds' point ``offsets (B+1,)``."""
+    if not keys:
+        return {}, None
+    parts = {k: [_as_tensor(s["origin"][k]) for s in samples] for k in keys}
+    counts = [len(x) for x in parts[keys[0]]]
+    for k in keys:
+        if [len(x) for x in parts[k]] != counts:
+            raise ValueError(
+                f"samples[*]['origin']['{k}']: expected {counts} rows per sample like '{keys[0]}'"
+            )
+    if "inverse" in parts:
+        parts["inverse"] = [x.long() + offsets[i] for i, x in enumerate(parts["inverse"])]
+    return {k: torch.cat(v) for k, v in parts.items()}, offsets_from_counts(counts)

@@ -6,16 +6,18 @@ from collections.abc import Sequence
 
 from pc3d.models.blocks.bimamba import DIRECTIONS
 from pc3d.models.blocks.meepo_block import MEEPOBlock
+from pc3d.models.losses.segmentation import SegmentationLoss
 from pc3d.models.point import ORDERS
 from pc3d.models.serialized_unet import SerializedUNet
 
 
 class MEEPO(SerializedUNet):
-    """MEEPO segmentation backbone + linear head; ``forward(coord (N,3), feat (N,C), offsets (B+1,)) -> (N, classes)``.
+    """MEEPO segmentation backbone + linear head; ``forward(batch) -> logits (N, classes)``, ``loss``, ``predict``
+    (:class:`~pc3d.models.segmenter.Segmenter`).
 
     Mixer hyper-parameters (``d_state``, ``d_conv``, ``expand``, ``directions``, ``scan_stride``,
-    ``mlp_ratio``, ``conv_kernel``) apply to every block; the layout arguments are those of
-    :class:`SerializedUNet`. ``mixer_recompute`` trades about one extra forward of the mixers' directions
+    ``mlp_ratio``, ``conv_kernel``) apply to every block; the layout arguments and ``criterion`` are those
+    of :class:`SerializedUNet`. ``mixer_recompute`` trades about one extra forward of the mixers' directions
     in training for not storing their activations (:class:`~pc3d.models.blocks.bimamba.BiMamba`).
     """
 
@@ -44,6 +46,7 @@ class MEEPO(SerializedUNet):
         mixer_norm: str = "rms",
         scan_backend: str = "auto",
         mixer_recompute: bool = True,
+        criterion: SegmentationLoss | None = None,
     ) -> None:
         super().__init__(
             MEEPOBlock,
@@ -59,6 +62,7 @@ class MEEPO(SerializedUNet):
             dec_channels=dec_channels,
             drop_path=drop_path,
             stem_kernel=stem_kernel,
+            criterion=criterion,
             block_args=dict(
                 d_state=d_state,
                 d_conv=d_conv,

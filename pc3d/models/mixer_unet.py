@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from pc3d.models.blocks.mixer_block import MixerBlock
+from pc3d.models.losses.segmentation import SegmentationLoss
 from pc3d.models.point import ORDERS
 from pc3d.models.serialized_unet import SerializedUNet
 
@@ -15,11 +16,12 @@ from pc3d.models.serialized_unet import SerializedUNet
 class MixerUNet(SerializedUNet):
     """Serialized U-Net whose blocks are ``SubMConv3d -> mixer -> MLP`` (:class:`MixerBlock`).
 
-    ``forward(coord (N,3), feat (N,C), offsets (B+1,)) -> (N, classes)``. ``mixer`` is the token
-    mixer's class (or dotted class path), built in every block as
-    ``mixer(channels=C, num_heads=h, **mixer_args)`` with ``h`` from ``enc_num_heads`` /
-    ``dec_num_heads`` for the block's stage. The layout arguments are those of :class:`SerializedUNet`;
-    ``mlp_ratio``, ``conv_kernel`` and ``mixer_norm`` configure every block.
+    ``forward(batch) -> logits (N, classes)``, ``loss``, ``predict``
+    (:class:`~pc3d.models.segmenter.Segmenter`). ``mixer`` is the token mixer's class (or dotted class
+    path), built in every block as ``mixer(channels=C, num_heads=h, **mixer_args)`` with ``h`` from
+    ``enc_num_heads`` / ``dec_num_heads`` for the block's stage. The layout arguments and ``criterion``
+    are those of :class:`SerializedUNet`; ``mlp_ratio``, ``conv_kernel`` and ``mixer_norm`` configure
+    every block.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class MixerUNet(SerializedUNet):
         mixer_norm: str = "layer",
         drop_path: float = 0.3,
         stem_kernel: int = 5,
+        criterion: SegmentationLoss | None = None,
     ) -> None:
         if len(enc_num_heads) != len(enc_depths) or len(dec_num_heads) != len(dec_depths):
             raise ValueError("enc_num_heads/dec_num_heads: expected one head count per stage")
@@ -60,6 +63,7 @@ class MixerUNet(SerializedUNet):
             dec_channels=dec_channels,
             drop_path=drop_path,
             stem_kernel=stem_kernel,
+            criterion=criterion,
             block_args=dict(
                 mixer=mixer,
                 mixer_args=dict(mixer_args or {}),

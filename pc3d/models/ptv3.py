@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pc3d.models.blocks.ptv3_block import PTv3Block
+from pc3d.models.losses.segmentation import SegmentationLoss
 from pc3d.models.point import ORDERS
 from pc3d.models.serialized_unet import SerializedUNet
 
@@ -12,9 +13,11 @@ from pc3d.models.serialized_unet import SerializedUNet
 class PTv3(SerializedUNet):
     """PTv3 (Pointcept ``v3m1`` ScanNet config by default, 46.2 M parameters).
 
-    ``forward(coord (N,3), feat (N,C), offsets (B+1,)) -> (N, classes)``. ``enc_num_heads`` /
+    ``forward(batch) -> logits (N, classes)``, ``loss``, ``predict``
+    (:class:`~pc3d.models.segmenter.Segmenter`). ``enc_num_heads`` /
     ``dec_num_heads`` give the heads per stage; ``patch_size`` is the serialized patch length;
-    ``attn_impl`` picks fused (``"sdpa"``) or explicit (``"math"``, Pointcept without flash) attention.
+    ``attn_impl`` picks fused (``"sdpa"``) or explicit (``"math"``, Pointcept without flash) attention;
+    ``criterion`` is that of :class:`SerializedUNet`.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class PTv3(SerializedUNet):
         stem_kernel: int = 5,
         cpe_kernel: int = 3,
         attn_impl: str = "sdpa",
+        criterion: SegmentationLoss | None = None,
     ) -> None:
         if len(enc_num_heads) != len(enc_depths) or len(dec_num_heads) != len(dec_depths):
             raise ValueError("enc_num_heads/dec_num_heads: expected one head count per stage")
@@ -58,6 +62,7 @@ class PTv3(SerializedUNet):
             dec_channels=dec_channels,
             drop_path=drop_path,
             stem_kernel=stem_kernel,
+            criterion=criterion,
             block_args=dict(
                 patch_size=patch_size,
                 mlp_ratio=mlp_ratio,

@@ -3,7 +3,8 @@
 Points are voxelized (duplicates in a voxel are averaged), a sparse-conv stem embeds them, an
 encoder of ``len(enc_depths)`` stages (grid pooling between stages) and a decoder of
 ``len(dec_depths)`` stages (grid unpooling with skip connections) run the injected mixer block,
-and a linear head gives per-point logits. Every level is serialized along the orders in
+and a linear head gives per-point logits (the :class:`~pc3d.models.segmenter.Segmenter` interface:
+``forward(batch)``, ``loss(out, batch)``, ``predict(out, batch)``). Every level is serialized along the orders in
 ``orders`` (shuffled per forward in training when ``shuffle_orders``); block ``i`` of a stage
 uses order ``i mod K``. Clouds are packed by offsets and never mixed.
 """
@@ -16,11 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pc3d.data.batch import PointBatch
 from pc3d.kernels.packing import batch_index, check_offsets
 from pc3d.kernels.sparse import spconv
 from pc3d.models.blocks.common import linear_bn_gelu, make_norm
+from pc3d.models.losses.segmentation import SegmentationLoss
 from pc3d.models.point import ORDERS, SerializedPoints, build_points
 from pc3d.models.resolve import resolve_class
+from pc3d.models.segmenter import Segmenter
 
 _BITS = 16  # per-axis bits of the voxel keys and of the serialization codes
 
@@ -99,7 +103,7 @@ def _layer_drop_paths(drop_path: float, depths: Sequence[int]) -> list[list[floa
     return out
 
 
-class SerializedUNet(nn.Module):
+class SerializedUNet(Segmenter, nn.Module):
     """Serialized point U-Net with an injected mixer block.
 
     Args:
@@ -118,6 +122,8 @@ class SerializedUNet(nn.Module):
         drop_path: final stochastic-depth rate, ramped linearly over the encoder (and decoder) blocks.
         stem_kernel: kernel of the ``SubMConv3d`` stem.
         serialization_depth: bits per axis of the serialization codes.
+        criterion: the loss of :meth:`loss` (default: :class:`SegmentationLoss` with CE and Lovász
+            weights 1, labels -1 ignored).
     """
 
     def __init__(
@@ -139,6 +145,7 @@ class SerializedUNet(nn.Module):
         drop_path: float = 0.3,
         stem_kernel: int = 5,
         serialization_depth: int = _BITS,
+        criterion: SegmentationLoss | None = None,
     ) -> None:
         super().__init__()
         block = resolve_class(block, "block")
@@ -201,6 +208,7 @@ class SerializedUNet(nn.Module):
         out_channels = dec_channels[0] if ns > 1 else enc_channels[0]
         self.out_channels = out_channels
         self.head = nn.Linear(out_channels, num_classes) if num_classes > 0 else nn.Identity()
+        self.criterion = criterion if criterion is not None else SegmentationLoss()
 
     def voxelize(
         self, coord: Tensor, offsets: Tensor, grid_coord: Tensor | None
@@ -229,21 +237,21 @@ class SerializedUNet(nn.Module):
         grid = torch.stack([key >> (2 * _BITS) & mask, key >> _BITS & mask, key & mask], 1)
         return grid, key >> (3 * _BITS), inverse
 
-    def forward(
-        self, coord: Tensor, feat: Tensor, offsets: Tensor, grid_coord: Tensor | None = None
-    ) -> Tensor:
-        """Per-point logits ``(N, num_classes)`` for ``coord (N, 3)``, ``feat (N, in_channels)``, ``offsets (B+1,)``.
+    def forward(self, batch: PointBatch) -> Tensor:
+        """Per-point logits ``(N, num_classes)`` of ``batch.coord (N, 3)``, ``batch.feat (N, in_channels)``,
+        ``batch.offsets (B+1,)``.
 
-        ``grid_coord (N, 3)`` int (optional) overrides ``floor(coord / grid_size) - min``; points that
-        share a voxel share its prediction.
+        ``batch.point["grid_coord"] (N, 3)`` int (optional) overrides ``floor(coord / grid_size) - min``;
+        points that share a voxel share its prediction.
         """
+        coord, feat, grid_coord = batch.coord, batch.feat, batch.point.get("grid_coord")
         if coord.dim() != 2 or coord.shape[1] != 3:
             raise ValueError(f"coord: expected (N, 3), got {tuple(coord.shape)}")
         if feat.dim() != 2 or feat.shape != (coord.shape[0], self.in_channels):
             raise ValueError(
                 f"feat: expected ({coord.shape[0]}, {self.in_channels}), got {tuple(feat.shape)}"
             )
-        offsets = check_offsets(offsets, coord.shape[0], device=coord.device)
+        offsets = check_offsets(batch.offsets, coord.shape[0], device=coord.device)
         grid, batch, inverse = self.voxelize(coord, offsets, grid_coord)
         m = grid.shape[0]
         counts = torch.bincount(inverse, minlength=m).to(feat.dtype)[:, None]

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from pc3d.data.batch import MissingField, PointBatch
 from pc3d.metrics.detection import DetectionMetric
 from pc3d.tasks.hparams import save_task_hyperparameters
+from pc3d.tasks.interface import check_model_interface
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -72,9 +73,7 @@ class DetectionModule(L.LightningModule):
         for name, value, valid in (("optimizer", optimizer, OPTIMIZERS), ("schedule", schedule, SCHEDULES)):
             if value not in valid:
                 raise ValueError(f"{name}: expected one of {valid}, got {value!r}")
-        for attr in ("loss", "predict"):
-            if not callable(getattr(model, attr, None)):
-                raise ValueError(f"model: {type(model).__name__} has no {attr}(out, batch) method")
+        check_model_interface(model)
         save_task_hyperparameters(self, ("model", "metric"))
         self.model = model
         num_classes = getattr(model, "num_classes", None)

@@ -1,12 +1,13 @@
-"""Semantic segmentation as a Lightning task (Pointcept PTv3 recipe): CE + Lovász, AdamW + OneCycle,
-split-wide mIoU/mAcc/allAcc, test-time voting over GridSample fragments and rotation/scale/flip views.
+"""Semantic segmentation as a Lightning task (Pointcept PTv3 recipe): AdamW + OneCycle, split-wide
+mIoU/mAcc/allAcc, test-time voting over GridSample fragments and rotation/scale/flip views.
 
-The model is any ``nn.Module`` called as ``model(coord (N,3), feat (N,C), offsets (B+1,), grid_coord=None)
--> logits (N, num_classes)`` (e.g. :class:`pc3d.models.meepo.MEEPO`, :class:`pc3d.models.ptv3.PTv3`).
-Batches are :class:`pc3d.data.batch.PointBatch` from ``pc3d.data.scannet.ScanNetDataModule(task="seg")``:
-``point["segment"]`` labels (-1 ignore), ``point["grid_coord"]``; validation clouds may carry
-``meta["inverse"]``/``meta["origin_segment"]`` (scored at full resolution); test batches are the
-fragments of a scene with ``point["index"]`` (original point ids) and ``meta["num_points"]``.
+The model is a segmenter (:mod:`pc3d.models.segmenter`, e.g. :class:`pc3d.models.meepo.MEEPO`,
+:class:`pc3d.models.ptv3.PTv3`): ``model(batch) -> out``, ``model.loss(out, batch)`` (its criterion:
+CE + Lovász), ``model.predict(out, batch)``. Batches are :class:`pc3d.data.batch.PointBatch` from
+``pc3d.data.scannet.ScanNetDataModule(task="seg")``: ``point["segment"]`` labels, ``point["grid_coord"]``;
+validation clouds may carry ``origin["inverse"]``/``origin["segment"]`` (scored at full resolution);
+test batches are the fragments of a scene with ``point["index"]`` (original point ids) and
+``meta["num_points"]`` (voting: :mod:`pc3d.tasks.seg_voting`).
 """
 
 from __future__ import annotations
@@ -18,39 +19,27 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from pc3d.data.batch import PointBatch, offsets_from_counts
+from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
-from pc3d.models.losses.lovasz import lovasz_softmax
 from pc3d.tasks.hparams import save_task_hyperparameters
+from pc3d.tasks.interface import check_model_interface
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
+from pc3d.tasks.seg_voting import tta_views, vote
 
 SCHEDULES = ("onecycle", "cosine", "none")
-
-
-def view_transform(coord: Tensor, rotate_z: float = 0.0, scale: float = 1.0, flip: bool = False) -> Tensor:
-    """Test-time view of ``coord (N, 3)``: rotation by ``rotate_z`` radians about +z, scaling, x-mirror."""
-    c, s = math.cos(rotate_z), math.sin(rotate_z)
-    rot = coord.new_tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    out = coord @ rot.T * scale
-    if flip:
-        out = out * out.new_tensor([-1.0, 1.0, 1.0])
-    return out
 
 
 class SegmentationModule(L.LightningModule):
     """Semantic segmentation task.
 
     Args:
-        model: segmentation network (see module docstring).
+        model: segmentation network (see module docstring); its ``ignore_index`` (default -1) is the
+            label the metrics skip.
         num_classes: classes of the logits (default: ``model.num_classes``).
         class_names: names for the per-class IoU table.
-        ignore_index: label excluded from losses and metrics.
-        ce_weight, lovasz_weight: loss weights (Pointcept: 1 and 1).
-        label_smoothing: cross-entropy label smoothing.
         lr, weight_decay, betas: AdamW settings (Pointcept ScanNet: 0.006, 0.05).
         block_lr_scale: learning-rate factor for parameters whose name matches ``block_lr_pattern``
             (Pointcept: 0.1 for the transformer/mixer blocks).
@@ -64,8 +53,6 @@ class SegmentationModule(L.LightningModule):
         tta_flip: add one x-mirrored view.
         test_clouds_per_forward: test fragments packed into one forward pass.
         print_class_table: print the per-class IoU table at the end of validation/test epochs.
-        color_in_feat: the first 3 input channels are colours scaled to [-1, 1] (ScanNet datamodule);
-            prediction records then carry ``color`` for visualisation.
     """
 
     def __init__(
@@ -73,10 +60,6 @@ class SegmentationModule(L.LightningModule):
         model: nn.Module,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
-        ignore_index: int = -1,
-        ce_weight: float = 1.0,
-        lovasz_weight: float = 1.0,
-        label_smoothing: float = 0.0,
         lr: float = 0.006,
         weight_decay: float = 0.05,
         betas: Sequence[float] = (0.9, 0.999),
@@ -91,7 +74,6 @@ class SegmentationModule(L.LightningModule):
         tta_flip: bool = False,
         test_clouds_per_forward: int = 1,
         print_class_table: bool = True,
-        color_in_feat: bool = True,
     ) -> None:
         super().__init__()
         if schedule not in SCHEDULES:
@@ -106,135 +88,59 @@ class SegmentationModule(L.LightningModule):
                 "tta_rotations/tta_scales: need at least one value; test_clouds_per_forward >= 1"
             )
         re.compile(block_lr_pattern)
+        check_model_interface(model)
         save_task_hyperparameters(self)
         self.model = model
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
-        self.val_metric = SegmentationMetric(num_classes, ignore_index)
-        self.test_metric = SegmentationMetric(num_classes, ignore_index)
-        views = [(math.pi * r, float(s), False) for s in tta_scales for r in tta_rotations]
-        if tta_flip:
-            views.append((0.0, 1.0, True))
-        self.views = views
+        self.ignore_index = int(getattr(model, "ignore_index", -1))
+        self.val_metric = SegmentationMetric(num_classes, self.ignore_index)
+        self.test_metric = SegmentationMetric(num_classes, self.ignore_index)
+        self.views = tta_views(tta_rotations, tta_scales, tta_flip)
 
     # ------------------------------------------------------------------ model
-    def forward(self, batch: PointBatch, view: tuple[float, float, bool] | None = None) -> Tensor:
-        """Logits ``(N, num_classes)``; a non-identity ``view`` re-voxelizes the transformed coordinates."""
-        if view is None or view == (0.0, 1.0, False):
-            return self.model(
-                batch.coord, batch.feat, batch.offsets, grid_coord=batch.point.get("grid_coord")
-            )
-        return self.model(view_transform(batch.coord, *view), batch.feat, batch.offsets)
+    def forward(self, batch: PointBatch) -> Any:
+        return self.model(batch)
 
-    def loss(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
-        hp = self.hparams
-        target = target.long()
-        if bool((target != hp.ignore_index).any()):
-            ce = F.cross_entropy(
-                logits.float(), target, ignore_index=hp.ignore_index, label_smoothing=hp.label_smoothing
-            )
-        else:
-            ce = logits.sum() * 0.0
-        lov = lovasz_softmax(logits.float().softmax(-1), target, hp.ignore_index)
-        return {"loss": hp.ce_weight * ce + hp.lovasz_weight * lov, "ce": ce, "lovasz": lov}
-
-    @staticmethod
-    def _target(batch: PointBatch) -> Tensor:
-        if "segment" not in batch.point:
-            raise ValueError("batch.point['segment']: segmentation batches need per-point labels")
-        return batch.point["segment"]
+    def _pred(self, out: Any, batch: PointBatch) -> Tensor:
+        """Packed predicted classes ``(N,)`` of the batch's points."""
+        return torch.cat([r["pred"] for r in self.model.predict(out, batch)])
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: PointBatch, batch_idx: int) -> Tensor:
-        logits = self(batch)
-        target = self._target(batch).long()
-        losses = self.loss(logits, target)
+        out = self.model(batch)
+        losses = self.model.loss(out, batch)
         n = batch.num_clouds
         for k, v in losses.items():
             self.log(f"train/{k}", v, prog_bar=k == "loss", batch_size=n)
-        keep = target != self.hparams.ignore_index
+        target = batch.point["segment"].long()
+        keep = target != self.ignore_index
         if bool(keep.any()):
-            acc = (logits.argmax(1)[keep] == target[keep]).float().mean()
+            acc = (self._pred(out, batch)[keep] == target[keep]).float().mean()
             self.log("train/acc", acc, prog_bar=True, batch_size=n)
         return losses["loss"]
 
     def validation_step(self, batch: PointBatch, batch_idx: int) -> None:
-        logits = self(batch)
-        target = self._target(batch).long()
-        losses = self.loss(logits, target)
+        out = self.model(batch)
+        losses = self.model.loss(out, batch)
         self.log("val/loss", losses["loss"], batch_size=batch.num_clouds, sync_dist=True)
-        metas = batch.meta
-        if metas and all("inverse" in m and "origin_segment" in m for m in metas):
-            for lg, m in zip(batch.split(logits), metas):  # full-resolution scoring of every original point
-                inverse = torch.as_tensor(m["inverse"], device=lg.device).long()
-                self.val_metric.update(
-                    lg.argmax(1)[inverse], torch.as_tensor(m["origin_segment"]).to(lg.device)
-                )
+        pred = self._pred(out, batch)
+        if "inverse" in batch.origin and "segment" in batch.origin:  # every original point, full resolution
+            self.val_metric.update(pred[batch.origin["inverse"]], batch.origin["segment"])
         else:
-            self.val_metric.update(logits.argmax(1), target)
+            self.val_metric.update(pred, batch.point["segment"].long())
 
     def vote(self, batch: PointBatch) -> list[dict[str, Any]]:
-        """Scene-level class probabilities, summed over test fragments and views.
-
-        Returns one dict per scene: ``meta`` (of its first cloud), ``probs (N_orig, C)``, ``coord (N_orig, 3)``,
-        ``feat (N_orig, C_in)`` and ``segment (N_orig,)`` (``None`` without labels). Clouds with ``point["index"]`` and ``meta["num_points"]``
-        are fragments of the scene named by ``meta["scene_id"]``; other clouds are scenes of their own
-        (mapped to full resolution with ``meta["inverse"]`` when present).
-        """
-        metas = batch.meta or [{} for _ in range(batch.num_clouds)]
-        counts = batch.counts()
-        has_index = "index" in batch.point
-        index = batch.split(batch.point["index"]) if has_index else None
-        target = batch.split(batch.point["segment"]) if "segment" in batch.point else None
-        groups: dict[Any, list[int]] = {}
-        for i, m in enumerate(metas):
-            key = m.get("scene_id", i) if has_index and "num_points" in m else ("cloud", i)
-            groups.setdefault(key, []).append(i)
-        probs = [torch.zeros(0) for _ in range(batch.num_clouds)]
-        step = self.hparams.test_clouds_per_forward
-        for start in range(0, batch.num_clouds, step):
-            sel = list(range(start, min(start + step, batch.num_clouds)))
-            sub = PointBatch(
-                coord=torch.cat([batch.split(batch.coord)[i] for i in sel]),
-                feat=torch.cat([batch.split(batch.feat)[i] for i in sel]),
-                offsets=offsets_from_counts([counts[i] for i in sel], device=batch.coord.device),
-                point={"grid_coord": torch.cat([batch.split(batch.point["grid_coord"])[i] for i in sel])}
-                if "grid_coord" in batch.point
-                else {},
-            )
-            acc = None
-            for view in self.views:
-                p = self(sub, view).float().softmax(-1)
-                acc = p if acc is None else acc + p
-            for i, p in zip(sel, sub.split(acc)):
-                probs[i] = p
-        out = []
-        for key, members in groups.items():
-            m0 = metas[members[0]]
-            if isinstance(key, tuple) and key[0] == "cloud":
-                p = probs[members[0]]
-                seg = target[members[0]] if target is not None else None
-                if "inverse" in m0:
-                    inv = torch.as_tensor(m0["inverse"], device=p.device).long()
-                    p = p[inv]
-                    seg = (
-                        torch.as_tensor(m0["origin_segment"]).to(p.device) if "origin_segment" in m0 else None
-                    )
-                out.append({"meta": m0, "probs": p, "segment": seg})
-                continue
-            n = int(m0["num_points"])
-            total = torch.zeros(n, self.num_classes, device=batch.coord.device)
-            seg = torch.full((n,), self.hparams.ignore_index, dtype=torch.long, device=batch.coord.device)
-            covered = torch.zeros(n, dtype=torch.bool, device=batch.coord.device)
-            for i in members:
-                total.index_add_(0, index[i], probs[i])
-                covered[index[i]] = True
-                if target is not None:
-                    seg[index[i]] = target[i].long()
-            if not bool(covered.all()):
-                raise ValueError(f"test fragments of scene {key!r} do not cover all {n} points")
-            out.append({"meta": m0, "probs": total, "segment": seg if target is not None else None})
-        return out
+        """Scene-level probabilities summed over fragments and the task's views
+        (:func:`pc3d.tasks.seg_voting.vote`): ``meta``, ``probs (N_orig, C)``, ``segment``, ``origin``."""
+        return vote(
+            self.model,
+            batch,
+            self.views,
+            self.hparams.test_clouds_per_forward,
+            self.num_classes,
+            self.ignore_index,
+        )
 
     def test_step(self, batch: PointBatch, batch_idx: int) -> None:
         for scene in self.vote(batch):
@@ -249,16 +155,15 @@ class SegmentationModule(L.LightningModule):
         small ``meta`` (``scene_id`` and other scalars)."""
         records = []
         for scene in self.vote(batch):
-            meta = scene["meta"]
+            meta, origin = scene["meta"], scene["origin"]
             record: dict[str, Any] = {
                 "meta": {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))},
                 "pred": scene["probs"].argmax(1).cpu(),
                 "class_names": list(self.class_names or [f"class_{i}" for i in range(self.num_classes)]),
             }
-            if "origin_coord" in meta:
-                record["coord"] = torch.as_tensor(meta["origin_coord"]).cpu()
-            if "origin_color" in meta:
-                record["color"] = torch.as_tensor(meta["origin_color"]).cpu()
+            for key in ("coord", "color"):
+                if key in origin:
+                    record[key] = origin[key].cpu()
             if scene["segment"] is not None:
                 record["segment"] = scene["segment"].cpu()
             records.append(record)
@@ -267,8 +172,8 @@ class SegmentationModule(L.LightningModule):
     @torch.no_grad()
     def viz_samples(self, batch: PointBatch, outputs: Any = None) -> list[dict[str, Any]]:
         """Clouds of a validation batch for ``pc3d.viz.callback.RenderValidationScenes``:
-        ``coord``, ``segment``, ``pred`` (argmax of one forward pass), ``class_names`` and ``name``."""
-        pred = self(batch).argmax(1)
+        ``coord``, ``segment``, ``pred`` (of one forward pass), ``class_names`` and ``name``."""
+        pred = self._pred(self.model(batch), batch)
         names = list(self.class_names or [f"class_{i}" for i in range(self.num_classes)])
         segments = batch.split(batch.point["segment"]) if "segment" in batch.point else None
         metas = batch.meta or [{} for _ in range(batch.num_clouds)]

@@ -114,8 +114,10 @@ def test_seg_val_whole_scene_inverse(root):
     b = _first(dm.val_dataloader())
     raw = load_scene(root / "scans" / SCENE)
     m = b.meta[0]
-    inv, origin = m["inverse"], m["origin_segment"]
+    inv, origin = b.origin["inverse"], b.origin["segment"]
     assert m["num_points"] == 81369 and inv.shape == (81369,) and origin.shape == (81369,)
+    assert b.origin_offsets.tolist() == [0, 81369]
+    assert not any(isinstance(v, torch.Tensor) for v in m.values())  # meta holds no tensors
     assert int(inv.max()) == b.coord.shape[0] - 1 and int(inv.min()) == 0
     assert torch.equal(origin, torch.from_numpy(raw["segment20"].astype(np.int64)))
     # the kept point of each original point's voxel is within one voxel diagonal of it (same shift)
@@ -140,10 +142,12 @@ def test_seg_test_fragments_vote_every_point(root):
     assert (probs.sum(1) >= 1 - 1e-4).all()
     raw = load_scene(root / "scans" / SCENE)
     assert torch.equal(b.point["segment"], torch.from_numpy(raw["segment20"].astype(np.int64))[idx])
-    assert torch.equal(b.meta[0]["origin_coord"], torch.from_numpy(raw["coord"]))
-    assert torch.equal(b.meta[0]["origin_color"], torch.from_numpy(raw["color"]))
-    assert torch.equal(b.meta[0]["origin_segment"], torch.from_numpy(raw["segment20"].astype(np.int64)))
-    assert "origin_coord" not in b.meta[1]
+    assert b.origin_offsets.tolist() == [0] + [n] * b.num_clouds  # the first fragment holds the scene
+    assert torch.equal(b.origin["coord"], torch.from_numpy(raw["coord"]))
+    assert torch.equal(b.origin["color"], torch.from_numpy(raw["color"]))
+    assert torch.equal(b.origin["segment"], torch.from_numpy(raw["segment20"].astype(np.int64)))
+    assert b.split_origin(b.origin["coord"])[1].shape == (0, 3)
+    assert not any(isinstance(v, torch.Tensor) for m in b.meta for v in m.values())
 
 
 @pytest.mark.samples

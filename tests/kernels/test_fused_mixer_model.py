@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pc3d.data.batch import PointBatch
 from pc3d.models.meepo import MEEPO
 
 
@@ -21,17 +22,17 @@ def test_fused_mixer_equals_reference_on_scene0000_crop(samples_dir):
     from pc3d.tools.bench.models_seg import load_scene
 
     coord, feat, seg = load_scene(samples_dir, crop=3000)
-    offsets = torch.tensor([0, coord.shape[0]])
+    batch = PointBatch(coord=coord, feat=feat, offsets=torch.tensor([0, coord.shape[0]]))
     results = {}
     for backend in ("auto", "numba"):
         model = _model(backend).train()
         torch.manual_seed(1)  # the same shuffled serialization orders
-        logits = model(coord, feat, offsets)
+        logits = model(batch)
         F.cross_entropy(logits, seg, ignore_index=-1).backward()
         model.eval()
         with torch.no_grad():
             torch.manual_seed(1)
-            infer = model(coord, feat, offsets)
+            infer = model(batch)
         results[backend] = (logits.detach(), infer, {n: p.grad for n, p in model.named_parameters()})
     (lf, if_, gf), (lr, ir, gr) = results["auto"], results["numba"]
     torch.testing.assert_close(lf, lr, rtol=1e-4, atol=1e-4)

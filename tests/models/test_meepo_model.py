@@ -9,6 +9,7 @@ from mixer_checks import (
     check_no_cross_cloud_gradient,
     check_order_invariance,
     cloud,
+    logits,
     warmed_up,
 )
 
@@ -50,7 +51,7 @@ def test_meepo_train_step_shapes_and_gradients():
     m = MEEPO(**SMALL, shuffle_orders=True).train()
     coord, feat = cloud(300, 7)
     dup = torch.cat([coord, coord[:10]])  # points sharing a voxel share its logits
-    out = m(dup, torch.cat([feat, feat[:10]]), torch.tensor([0, 310]))
+    out = logits(m, dup, torch.cat([feat, feat[:10]]), torch.tensor([0, 310]))
     assert out.shape == (310, 5)
     torch.testing.assert_close(out[300:], out[:10])
     out.logsumexp(1).mean().backward()
@@ -62,10 +63,10 @@ def test_meepo_rejects_bad_input():
     m = MEEPO(**SMALL).eval()
     coord, feat = cloud(50, 8)
     with pytest.raises(ValueError, match="feat"):
-        m(coord, feat[:, :3], torch.tensor([0, 50]))
+        logits(m, coord, feat[:, :3], torch.tensor([0, 50]))
     with pytest.raises(ValueError, match="offsets"):
-        m(coord, feat, torch.tensor([0, 40]))
+        logits(m, coord, feat, torch.tensor([0, 40]))
     with pytest.raises(ValueError, match="coord"):
-        m(coord * 1e5, feat, torch.tensor([0, 50]))
+        logits(m, coord * 1e5, feat, torch.tensor([0, 50]))
     with pytest.raises(ValueError, match="enc_channels"):
         MEEPO(enc_depths=(1, 1), enc_channels=(8,), dec_depths=(1,), dec_channels=(8,), strides=(2,))

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from pc3d.data.batch import PointBatch
 from pc3d.models.blocks import MixerBlock
 from pc3d.models.serialized_unet import SerializedUNet
 
@@ -45,7 +46,7 @@ def test_mixer_block_builds_mixer_with_stage_heads_and_runs_in_the_unet():
         {"channels": 16, "num_heads": 2, "scale": 2.0},
     ]
     coord, feat = torch.rand(600, 3), torch.rand(600, 6)
-    out = model(coord, feat, torch.tensor([0, 250, 600]))
+    out = model(PointBatch(coord=coord, feat=feat, offsets=torch.tensor([0, 250, 600])))
     assert out.shape == (600, 5) and torch.isfinite(out).all()
     assert model.enc[0][0].mixer.calls == [0] and model.enc[0][1].mixer.calls == [1]
     out.sum().backward()

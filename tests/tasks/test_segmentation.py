@@ -15,7 +15,8 @@ from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric
 from pc3d.models.meepo import MEEPO
 from pc3d.tasks.schedules import BudgetSchedule
-from pc3d.tasks.segmentation import SegmentationModule, view_transform
+from pc3d.tasks.seg_voting import view_transform
+from pc3d.tasks.segmentation import SegmentationModule
 
 TINY = dict(
     num_classes=3,
@@ -79,7 +80,8 @@ def test_vote_sums_softmax_over_fragments_and_views():
         for idx in (torch.arange(0, 55), torch.arange(45, 90)):
             for rot, flip in ((0.0, False), (math.pi / 2, False), (0.0, True)):
                 c = view_transform(coord[idx], rot, 1.0, flip)
-                expected[idx] += task.model(c, feat[idx], torch.tensor([0, len(idx)])).softmax(-1)
+                view = PointBatch(coord=c, feat=feat[idx], offsets=torch.tensor([0, len(idx)]))
+                expected[idx] += task.model(view).softmax(-1)
     torch.testing.assert_close(scene["probs"], expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(scene["segment"], seg)
     preds = task.predict_step(batch, 0)
@@ -107,7 +109,8 @@ def test_validation_scores_full_resolution_through_inverse():
     n = batch.coord.shape[0]
     inverse = torch.cat([torch.arange(n), torch.arange(5)])  # 5 extra original points map to voxels 0..4
     origin = torch.cat([batch.point["segment"], batch.point["segment"][:5]])
-    batch.meta = [{"scene_id": "x", "inverse": inverse, "origin_segment": origin}]
+    batch.origin = {"inverse": inverse, "segment": origin}
+    batch.origin_offsets = torch.tensor([0, len(inverse)])
     task.log = lambda *a, **k: None  # no trainer attached
     with torch.no_grad():
         task.validation_step(batch, 0)
@@ -186,3 +189,29 @@ def test_viz_samples_render_as_scenes():
     for sample, coord in zip(samples, batch.split(batch.coord)):
         scene = scene_from_dict({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in sample.items()})
         assert scene.pred.shape == scene.segment.shape == (coord.shape[0],)
+
+
+def test_vote_maps_each_cloud_to_its_original_points_through_the_global_inverse():
+    """``origin["inverse"]`` holds batch rows: cloud 1's original points index past cloud 0's rows."""
+    task = _task().eval()
+    batch = _batch([3, 4])
+    n0, n1 = batch.counts()
+    inv0, inv1 = torch.cat([torch.arange(n0), torch.arange(4)]), torch.arange(n1).flip(0)
+    coord = torch.rand(len(inv0) + len(inv1), 3)
+    segment = torch.cat([batch.point["segment"][inv0], batch.point["segment"][n0:][inv1]])
+    batch.origin = {"inverse": torch.cat([inv0, inv1 + n0]), "segment": segment, "coord": coord}
+    batch.origin_offsets = torch.tensor([0, len(inv0), len(inv0) + len(inv1)])
+    with torch.no_grad():
+        scenes = task.vote(batch)
+        probs = task(batch).softmax(-1)
+        records = task.predict_step(batch, 0)
+    torch.testing.assert_close(scenes[0]["probs"], probs[:n0][inv0])
+    torch.testing.assert_close(scenes[1]["probs"], probs[n0:][inv1])
+    assert torch.equal(scenes[1]["segment"], segment[len(inv0) :])
+    assert torch.equal(records[1]["coord"], coord[len(inv0) :])
+    assert torch.equal(records[1]["pred"], probs[n0:][inv1].argmax(1))
+
+
+def test_model_without_the_interface_is_refused():
+    with pytest.raises(ValueError, match="loss"):
+        SegmentationModule(torch.nn.Linear(6, 3), num_classes=3)

@@ -113,6 +113,8 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from pc3d.data.batch import PointBatch
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -120,7 +122,7 @@ def worker(args: argparse.Namespace) -> dict:
     sync = torch.cuda.synchronize if cuda else None
     crop = args.train_points if args.mode == "train" else None
     coord, feat, seg = (t.to(device) for t in load_scene(Path(args.samples), crop=crop))
-    offsets = torch.tensor([0, coord.shape[0]], device=device)
+    batch = PointBatch(coord=coord, feat=feat, offsets=torch.tensor([0, coord.shape[0]], device=device))
     model = build(args.model).to(device)
     params = sum(p.numel() for p in model.parameters())
 
@@ -128,11 +130,11 @@ def worker(args: argparse.Namespace) -> dict:
         if args.mode == "infer":
             model.eval()
             with torch.no_grad():
-                model(coord, feat, offsets)
+                model(batch)
         else:
             model.train()
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(coord, feat, offsets), seg, ignore_index=-1).backward()
+            F.cross_entropy(model(batch), seg, ignore_index=-1).backward()
         if sync is not None:
             sync()
 

@@ -49,9 +49,9 @@ class ScanNetDataModule(L.LightningDataModule):
       ``point["grid_coord"] (N, 3) int32`` (voxel of ``grid_size``, >= 0, for sparse conv and
       serialization).
     - val: every whole scene, grid-sampled (one point per voxel, fixed per scene), same keys, and
-      for scoring at full resolution ``meta[i]["inverse"] (N_orig,) int64`` (row *within cloud i*
-      holding each original point's voxel: ``full_logits = batch.split(logits)[i][inverse]``),
-      ``meta[i]["origin_segment"] (N_orig,)`` and ``meta[i]["num_points"]``.
+      for scoring at full resolution ``origin["inverse"] (R,) int64`` (the batch row, global,
+      holding each original point's voxel: ``full_logits = logits[batch.origin["inverse"]]``),
+      ``origin["segment"] (R,)`` packed by ``origin_offsets``, and ``meta[i]["num_points"]``.
     - test: one batch per scene (``batch_size`` ignored), whose clouds are the scene's GridSample
       test fragments (Pointcept: fragment ``f`` holds member ``f mod count_v`` of every voxel ``v``).
       ``point["index"] (R,) int64`` gives each row's original point id in the scene, and
@@ -63,8 +63,9 @@ class ScanNetDataModule(L.LightningDataModule):
       ``test_views="pointcept13"`` adds Pointcept's test-time augmentation (4 z-rotations x scales
       {1, 0.95, 1.05} + a flip, each fragmented; votes add up the same way).
       ``meta[f]`` holds ``scene_id``, ``fragment``, ``num_fragments``, ``view`` and ``num_points``;
-      ``meta[0]`` also holds the untouched scene for writing predictions: ``origin_coord (N,3)``
-      float32 (original frame), ``origin_color (N,3)`` uint8 and ``origin_segment (N,)`` int64.
+      the first fragment's ``origin`` rows are the untouched scene for writing predictions
+      (``coord (N,3)`` float32 in the original frame, ``color (N,3)`` uint8, ``segment (N,)`` int64),
+      the other fragments own no ``origin`` rows.
 
     **task="det"** (mmdetection3d VoteNet ScanNet; coordinates in the axis-aligned frame):
     ``num_points`` sampled points, feat = height above the floor (+ color with ``use_color_det``),

@@ -62,15 +62,30 @@ def resolve_scenes(root: str | Path, split: str | Sequence[str], max_scenes: int
     return scenes
 
 
-def seg_sample(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+def seg_sample(
+    data: dict[str, Any], meta: dict[str, Any], origin: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """A transformed segmentation scene as a :meth:`PointBatch.collate` sample: ``feat (n, 6)`` =
     colour (as normalised by the pipeline) then normal; ``point`` holds ``segment``, ``grid_coord``
-    and, for test fragments, ``index``."""
+    and, for test fragments, ``index``; ``origin`` (per original point, ``(r, ...)``) when given."""
     point = {"segment": data["segment"], "grid_coord": data["grid_coord"]}
     if "index" in data:
         point["index"] = data["index"]
     feat = np.concatenate([data["color"], data["normal"]], axis=1).astype(np.float32)
-    return {"coord": data["coord"].astype(np.float32), "feat": feat, "point": point, "meta": meta}
+    sample = {"coord": data["coord"].astype(np.float32), "feat": feat, "point": point, "meta": meta}
+    if origin is not None:
+        sample["origin"] = origin
+    return sample
+
+
+def scene_origin(data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The untouched scene for writing predictions: ``coord (N, 3)`` float32, ``color (N, 3)`` uint8,
+    ``segment (N,)`` int64 of a raw scene dict."""
+    return {
+        "coord": np.asarray(data["coord"], np.float32),
+        "color": np.asarray(data["color"]).astype(np.uint8),
+        "segment": np.asarray(data["segment"], np.int64),
+    }
 
 
 def sample_rng(seed: int, stage: str, epoch: int, index: int) -> np.random.Generator:
@@ -99,7 +114,8 @@ class SegTestPipeline:
     ``segment (N,)`` int64, -1 when unknown) it applies :func:`seg_test_pre_pipeline`, each view of
     ``test_views``, GridSample test fragments of ``grid_size`` and a final CenterShift, and returns
     the fragment samples; ``meta`` of each gets ``fragment``, ``num_fragments``, ``view`` and
-    ``num_points`` (N), the first one also ``origin_coord``/``origin_color``/``origin_segment``.
+    ``num_points`` (N). The first fragment's ``origin`` is the untouched scene (:func:`scene_origin`),
+    the others' ``origin`` arrays are empty.
     """
 
     def __init__(self, grid_size: float, test_views: str = "single"):
@@ -113,11 +129,8 @@ class SegTestPipeline:
         self, data: dict[str, Any], rng: np.random.Generator, meta: dict[str, Any]
     ) -> list[dict[str, Any]]:
         n = data["coord"].shape[0]
-        origin = {
-            "origin_coord": torch.from_numpy(np.asarray(data["coord"])),
-            "origin_color": torch.from_numpy(np.asarray(data["color"]).astype(np.uint8)),
-            "origin_segment": torch.from_numpy(np.asarray(data["segment"])),
-        }
+        origin = scene_origin(data)
+        empty = {k: v[:0] for k, v in origin.items()}
         data = self.pre(data, rng)
         frags = []
         for v, view in enumerate(self.views):
@@ -126,7 +139,7 @@ class SegTestPipeline:
         out = []
         for i, (v, f) in enumerate(frags):
             m = {**meta, "fragment": i, "num_fragments": len(frags), "view": v, "num_points": n}
-            out.append(seg_sample(self.post(f, rng), {**m, **(origin if i == 0 else {})}))
+            out.append(seg_sample(self.post(f, rng), m, origin if i == 0 else empty))
         return out
 
 
@@ -234,13 +247,10 @@ class ScanNetDataset(Dataset):
         n = data["coord"].shape[0]
         origin_segment = data["segment"]
         data = self.transform(data, rng)
-        if self.stage == "val":
-            meta.update(
-                num_points=n,
-                inverse=torch.from_numpy(data.pop("inverse")),
-                origin_segment=torch.from_numpy(origin_segment),
-            )
-        return seg_sample(data, meta)
+        if self.stage != "val":
+            return seg_sample(data, meta)
+        origin = {"inverse": data.pop("inverse"), "segment": origin_segment}
+        return seg_sample(data, {**meta, "num_points": n}, origin)
 
     def _det_sample(self, data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -311,6 +321,8 @@ class SegCollate:
         o = batch.offsets
         keep = sorted(set(range(0, len(o), 2)) | {len(o) - 1})  # pair ends: [0, o2, o4, ..., N]
         batch.offsets = o[keep].contiguous()
+        if batch.origin_offsets is not None:  # global indices stay valid when clouds merge
+            batch.origin_offsets = batch.origin_offsets[keep].contiguous()
         metas = batch.meta
         batch.meta = [
             {**metas[i], "mixed": [mm["scene_id"] for mm in metas[i : i + 2]]}

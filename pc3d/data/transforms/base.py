@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 Sample = dict[str, Any]
-SCENE_KEYS = frozenset({"axis_align", "scene_id", "name", "num_points", "origin_segment", "inverse"})
+SCENE_KEYS = frozenset({"axis_align", "scene_id", "name", "num_points", "inverse"})
 
 
 class Transform(Protocol):

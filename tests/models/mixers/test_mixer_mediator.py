@@ -11,6 +11,7 @@ from mixer_checks import (
     check_unet,
     cloud,
     level,
+    logits,
     overfit_scene0000_crop,
     small_unet,
 )
@@ -106,16 +107,16 @@ def test_mediator_count_changes_on_a_built_model():
     coord, feat = cloud(300, 8)
     offsets = torch.tensor([0, 300])
     with torch.no_grad():
-        before = model(coord, feat, offsets)
+        before = logits(model, coord, feat, offsets)
         assert set_num_mediators(model, 9) == 6  # one mixer per block of the small U-Net
         assert all(m.num_mediators == 9 for m in model.modules() if isinstance(m, MediatorAttention))
-        after = model(coord, feat, offsets)
+        after = logits(model, coord, feat, offsets)
     assert torch.isfinite(after).all()
     assert (after - before).abs().max() > 1e-4, "the mediator count has no effect"
     check_batch_invariance(model)
     set_num_mediators(model, 4)
     with torch.no_grad():
-        torch.testing.assert_close(model(coord, feat, offsets), before)
+        torch.testing.assert_close(logits(model, coord, feat, offsets), before)
     with pytest.raises(ValueError, match="num_mediators"):
         set_num_mediators(model, 0)
 
