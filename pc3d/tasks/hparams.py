@@ -41,9 +41,27 @@ def save_task_hyperparameters(module: L.LightningModule, object_args: tuple[str,
 _LEGACY_METRICS = {"indoor": "pc3d.metrics.IndoorMAP", "kitti": "pc3d.metrics.KittiMetric", "none": None}
 
 
+#: loss settings an older ``SegmentationModule`` took itself, now its network's ``criterion`` arguments
+_LEGACY_SEG_LOSS = {"ce_weight": 1.0, "lovasz_weight": 1.0, "label_smoothing": 0.0, "ignore_index": -1}
+_SEG_CRITERION = "pc3d.models.losses.SegmentationLoss"
+
+
 def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters of an older detection task (``metric: "kitti"``, ``iou_thresholds``) in today's
-    form (``metric: {class_path: ...}``); others unchanged."""
+    """Hyper-parameters of an older task in today's form; others unchanged.
+
+    - detection: ``metric: "kitti"`` and ``iou_thresholds`` become ``metric: {class_path: ...}``;
+    - segmentation: the task-level ``ce_weight``, ``lovasz_weight``, ``label_smoothing`` and
+      ``ignore_index`` move to the network's ``criterion``
+      (``model.init_args.criterion: {class_path: pc3d.models.losses.SegmentationLoss, ...}``, only when
+      one differs from its default); the unused ``color_in_feat`` is dropped.
+
+    Raises:
+        ValueError: non-default segmentation loss settings without a recorded network configuration.
+    """
+    return _upgrade_segmentation(_upgrade_detection_metric(hparams))
+
+
+def _upgrade_detection_metric(hparams: dict[str, Any]) -> dict[str, Any]:
     metric = hparams.get("metric")
     if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
         return hparams
@@ -55,4 +73,30 @@ def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
     else:
         init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
         hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    return hparams
+
+
+def legacy_segmentation_loss(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The task-level loss settings of an older segmentation checkpoint that differ from the defaults."""
+    return {
+        k: hparams[k] for k, default in _LEGACY_SEG_LOSS.items() if k in hparams and hparams[k] != default
+    }
+
+
+def _upgrade_segmentation(hparams: dict[str, Any]) -> dict[str, Any]:
+    if not any(k in hparams for k in (*_LEGACY_SEG_LOSS, "color_in_feat")):
+        return hparams
+    changed = legacy_segmentation_loss(hparams)
+    hparams = {k: v for k, v in hparams.items() if k not in _LEGACY_SEG_LOSS and k != "color_in_feat"}
+    if not changed:
+        return hparams
+    model = hparams.get("model")
+    if not isinstance(model, dict) or "class_path" not in model:
+        raise ValueError(
+            f"hyper_parameters: the segmentation loss settings {changed} belong to the network's criterion "
+            "today, and this checkpoint does not record its network's configuration"
+        )
+    init_args = dict(model.get("init_args") or {})
+    init_args["criterion"] = {"class_path": _SEG_CRITERION, "init_args": changed}
+    hparams["model"] = {**model, "init_args": init_args}
     return hparams

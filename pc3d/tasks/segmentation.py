@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
-from pc3d.tasks.hparams import save_task_hyperparameters
+from pc3d.tasks.hparams import legacy_segmentation_loss, save_task_hyperparameters
 from pc3d.tasks.interface import check_model_interface
 from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
 from pc3d.tasks.seg_voting import tta_views, vote
@@ -105,6 +105,19 @@ class SegmentationModule(L.LightningModule):
     def _pred(self, out: Any, batch: PointBatch) -> Tensor:
         """Packed predicted classes ``(N,)`` of the batch's points."""
         return torch.cat([r["pred"] for r in self.model.predict(out, batch)])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose task-level loss settings (older layout) the network's criterion
+        lacks: Lightning's ``load_from_checkpoint`` would drop them silently."""
+        legacy = legacy_segmentation_loss(checkpoint.get("hyper_parameters") or {})
+        criterion = getattr(self.model, "criterion", None)
+        lost = {k: v for k, v in legacy.items() if getattr(criterion, k, None) != v}
+        if lost:
+            raise ValueError(
+                f"checkpoint: its SegmentationModule held the loss settings {lost}, which are the "
+                "network's criterion today; load it with pc3d.load_model, `pc3d infer` or --ckpt_path, "
+                "which move them to model.criterion"
+            )
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: PointBatch, batch_idx: int) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,68 @@ def test_checkpoint_rebuilds_its_network(seg_ckpt):
     assert hp["model"]["init_args"]["enc_channels"] == [8, 16]
     module = SegmentationModule.load_from_checkpoint(seg_ckpt, map_location="cpu", weights_only=True)
     assert isinstance(module.model, MEEPO)
+
+
+def _old_layout(seg_ckpt, tmp_path, **loss) -> Path:
+    """``seg_ckpt`` as a task that held the loss settings itself wrote it: task-level ``ce_weight``,
+    ``lovasz_weight``, ``label_smoothing``, ``ignore_index`` and ``color_in_feat``, no ``criterion``."""
+    ckpt = torch.load(seg_ckpt, map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    assert "criterion" not in hp["model"]["init_args"] or hp["model"]["init_args"]["criterion"] is None
+    hp["model"]["init_args"].pop("criterion", None)
+    hp.update({"ignore_index": -1, "ce_weight": 1.0, "lovasz_weight": 1.0, "label_smoothing": 0.0})
+    hp.update(loss, color_in_feat=True)
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    return old
+
+
+def test_checkpoint_of_the_task_level_loss_layout_loads(seg_ckpt, tmp_path):
+    """Loss settings of the task move to the network's criterion; the weights load unchanged."""
+    old = _old_layout(seg_ckpt, tmp_path, ce_weight=0.5, label_smoothing=0.1)
+    task = pc3d.load_model(old)
+    criterion = task.module.model.criterion
+    assert (criterion.ce_weight, criterion.lovasz_weight, criterion.label_smoothing) == (0.5, 1.0, 0.1)
+    assert task.module.ignore_index == -1
+    weights = torch.load(seg_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    state = task.module.state_dict()
+    assert list(state) == list(weights)
+    assert all(torch.equal(state[k], weights[k]) for k in weights)
+    defaults = pc3d.load_model(_old_layout(seg_ckpt, tmp_path))  # default settings: no criterion needed
+    assert defaults.module.model.criterion.ce_weight == 1.0
+
+
+def test_lightning_loader_refuses_to_drop_task_level_loss_settings(seg_ckpt, tmp_path):
+    """``load_from_checkpoint`` filters unknown arguments; the task names what it would lose."""
+    from pc3d.tasks.segmentation import SegmentationModule
+
+    old = _old_layout(seg_ckpt, tmp_path, ce_weight=0.5)
+    with pytest.raises(ValueError, match=r"\{'ce_weight': 0.5\}.*pc3d.load_model"):
+        SegmentationModule.load_from_checkpoint(old, map_location="cpu", weights_only=True)
+    module = SegmentationModule.load_from_checkpoint(_old_layout(seg_ckpt, tmp_path), weights_only=True)
+    assert module.model.criterion.ce_weight == 1.0
+
+
+def test_pc3d_test_resumes_a_checkpoint_of_the_task_level_loss_layout(seg_ckpt, scannet_data, tmp_path):
+    from tiny_meepo import TINY_MEEPO_ARGS
+
+    from pc3d.cli import PC3DCLI, resolve_config
+
+    old = _old_layout(seg_ckpt, tmp_path, lovasz_weight=0.25)
+    cli = PC3DCLI(
+        args=[
+            "test",
+            "-c",
+            resolve_config("meepo_demo.yaml"),
+            *TINY_MEEPO_ARGS,
+            f"--data.init_args.root={scannet_data}",
+            "--data.init_args.test_split=[scene0000_00]",
+            f"--ckpt_path={old}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+            "--trainer.callbacks=[]",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    assert cli.model.model.criterion.lovasz_weight == 0.25
+    assert "test/mIoU" in cli.trainer.callback_metrics
