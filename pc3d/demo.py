@@ -8,10 +8,11 @@
    prediction-vs-ground-truth pictures with the headless visualizer.
 
 Everything lands under ``--workdir`` (default ``./pc3d_demo``); re-running reuses the data. The
-training budgets are optimizer steps (``--seg-steps``/``--det-steps``), so with
-the same seed and thread count every machine prints the same metrics; only the time differs. Each
-fit prints its progress with an estimate of the time left, and the demo ends with the time of every
-stage and the headline metrics.
+training budgets are optimizer steps (``--seg-steps``/``--det-steps``) and each task trains with one
+thread by default (``--threads``), so every machine prints the same metrics; only the time differs. With
+two or more cores the two tasks run side by side, one process each (``--jobs``), their output lines
+prefixed with the task's name. Each fit prints its progress with an estimate of the time left, and the
+demo ends with the time of every stage and the headline metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,28 +204,46 @@ def _positive_int(text: str) -> int:
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
+#: Threads of each task's process: one thread gives the same metrics on every machine, and at the
+#: demo's sizes a second thread speeds a step up by far less than a second task running beside it.
+THREADS = 1
 
-def thread_environment(threads: int | None, environ: dict[str, str]) -> dict[str, str] | None:
+#: task: (run name, prediction formats, picture view)
+TASKS = {"seg": ("meepo", ["npz", "scannet"], "oblique"), "det": ("pointformer", ["npz", "kitti"], "bev")}
+
+
+def thread_environment(threads: int, environ: dict[str, str]) -> dict[str, str] | None:
     """The environment to re-run the demo in so that every thread pool (torch, OpenMP, MKL, numba)
-    has ``threads`` threads; ``None`` when ``environ`` already says so (or ``threads`` is ``None``).
+    has ``threads`` threads; ``None`` when ``environ`` already says so.
 
     The pools size themselves when their library loads, before the demo parses its arguments.
     """
-    if threads is None or all(environ.get(v) == str(threads) for v in THREAD_VARIABLES):
+    if all(environ.get(v) == str(threads) for v in THREAD_VARIABLES):
         return None
     return {**environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
 
 
-def set_threads(threads: int | None) -> int:
-    """Use ``threads`` torch and numba threads (``None``: keep torch's default); return the count."""
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch and numba threads; return the count."""
     import numba
     import torch
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    count = torch.get_num_threads()
-    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-    return count
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return torch.get_num_threads()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_jobs(tasks: list[str], threads: int, cores: int) -> int:
+    """Tasks to run at the same time: as many as the cores hold at ``threads`` threads each, at least one."""
+    return max(1, min(len(tasks), cores // threads))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tasks",
         nargs="+",
-        choices=("seg", "det"),
-        default=["seg", "det"],
+        choices=tuple(TASKS),
+        default=list(TASKS),
         help="which demos to run (default: both)",
     )
     parser.add_argument(
@@ -267,10 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=_positive_int,
+        default=THREADS,
+        metavar="N",
+        help=f"threads of torch, OpenMP, MKL and numba in each task's process (default: {THREADS}, which "
+        "gives identical metrics on every machine; other counts change the backward's summation order "
+        "slightly)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
         default=None,
         metavar="N",
-        help="threads of torch, OpenMP, MKL and numba (default: their defaults, one per core); with "
-        "--threads 1 two runs give identical metrics",
+        help="tasks run at the same time, one process each (default: as many as the cores hold at "
+        "--threads threads each); the metrics do not depend on it",
     )
     parser.add_argument(
         "--min-score",
@@ -287,21 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra LightningCLI argument for every run, after the demo's own, e.g. "
         "--override=--trainer.max_time=00:00:10:00 (a wall-clock limit on top of the step budget)",
     )
+    # A task's process of a side-by-side run: train, test, predict and render one task on data that
+    # the parent made, then write what it measured to this JSON file.
+    parser.add_argument("--report", type=Path, default=None, help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    env = thread_environment(args.threads, dict(os.environ))
-    if env is not None:  # same process, every thread pool sized from the start
-        argv = sys.argv[1:] if argv is None else list(argv)
-        os.execve(sys.executable, [sys.executable, "-m", "pc3d.demo", *argv], env)
-    work: Path = args.workdir.resolve()
-    raw, data = work / "raw", work / "data"
-    start = time.perf_counter()
-    threads = set_threads(args.threads)
-    clock = StageClock()
-
+def make_data(args: argparse.Namespace, raw: Path, data: Path, clock: StageClock) -> None:
+    """Synthetic raw data (when absent), then ``pc3d-data`` preprocessing (idempotent)."""
     with clock.stage("synthetic raw data"):
         if "seg" in args.tasks and not (raw / "scannet" / "scans").is_dir():
             _data_cli(["synth", "scannet", "--out", str(raw / "scannet"), "--scenes", str(args.scenes),
@@ -317,24 +340,137 @@ def main(argv: list[str] | None = None) -> int:
         if "det" in args.tasks:
             _data_cli(["kitti", "--root", str(raw / "kitti"), "--out", str(data / "kitti")])
 
+
+def run_tasks(args: argparse.Namespace, work: Path, clock: StageClock) -> tuple[dict[str, dict], list[Path]]:
+    """Train, test, predict and render each of ``args.tasks`` in turn, in this process."""
+    data = work / "data"
+    plans = {  # task: (config, data root, step budget)
+        "seg": (args.seg_config, data / "scannet", args.seg_steps),
+        "det": (args.det_config, data / "kitti", args.det_steps),
+    }
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
-    plans = {  # task: (run name, config, data root, prediction formats, step budget, picture view)
-        "seg": ("meepo", args.seg_config, data / "scannet", ["npz", "scannet"], args.seg_steps, "oblique"),
-        "det": ("pointformer", args.det_config, data / "kitti", ["npz", "kitti"], args.det_steps, "bev"),
-    }
     for task in dict.fromkeys(args.tasks):
-        name, config, root, formats, steps, view = plans[task]
+        name, formats, view = TASKS[task]
+        config, root, steps = plans[task]
         metrics, npz = run_task(
             name, config, root, work, formats, args.override, steps, args.predict_batches, clock
         )
         results[name] = metrics
         with clock.stage(f"{name}: pictures"):
             pictures += render(npz, work / "pictures" / name, view=view, min_score=args.min_score)
+    return results, pictures
+
+
+def _relay(stream: Any, prefix: str, log: Path) -> None:
+    """Print a child's output lines with ``prefix`` as they come, and keep them in ``log``."""
+    with open(log, "w", encoding="utf-8") as f:
+        for line in stream:
+            f.write(line)
+            print(f"{prefix}{line}", end="", flush=True)
+
+
+def run_side_by_side(
+    args: argparse.Namespace, argv: list[str], work: Path, jobs: int, clock: StageClock
+) -> tuple[dict[str, dict], list[Path], list[str]]:
+    """Run each task in its own process (``jobs`` at a time, ``args.threads`` threads each) and gather
+    their reports. A task that fails is reported and does not stop the others.
+
+    Returns the metrics, the pictures and the names of the tasks that failed.
+    """
+    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(args.threads))}
+    width = max(len(TASKS[t][0]) for t in args.tasks)
+    pending = list(dict.fromkeys(args.tasks))
+    running: list[tuple[str, subprocess.Popen, threading.Thread, Path]] = []
+    finished: list[tuple[str, int, Path]] = []
+
+    def start(task: str) -> None:
+        name = TASKS[task][0]
+        run_dir = work / "runs" / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report = run_dir / "demo_report.json"
+        report.unlink(missing_ok=True)  # the demo's own file: a stale one must not pass for this run's
+        cmd = [sys.executable, "-m", "pc3d.demo", *argv, "--tasks", task, "--report", str(report),
+               "--override=--trainer.enable_progress_bar=false"]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        relay = threading.Thread(
+            target=_relay, args=(proc.stdout, f"{name:<{width}} | ", run_dir / "demo.log"), daemon=True
+        )
+        relay.start()
+        running.append((task, proc, relay, report))
+
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                start(pending.pop(0))
+            time.sleep(0.2)
+            for entry in [e for e in running if e[1].poll() is not None]:
+                running.remove(entry)
+                task, proc, relay, report = entry
+                relay.join()
+                finished.append((task, proc.returncode, report))
+    finally:
+        for _, proc, _, _ in running:  # interrupted: no orphan keeps training
+            proc.terminate()
+
+    results: dict[str, dict[str, float]] = {}
+    pictures: list[Path] = []
+    failed: list[str] = []
+    reports = {}
+    for task, code, report in finished:
+        name = TASKS[task][0]
+        if code != 0 or not report.is_file():
+            log = work / "runs" / name / "demo.log"
+            print(f"pc3d demo: the {name} task failed (exit {code}); its output is in {log}", file=sys.stderr)
+            failed.append(name)
+            continue
+        reports[task] = json.loads(report.read_text())
+    for task in args.tasks:  # stages and results in the order the tasks were asked for
+        if task in reports:
+            rep = reports[task]
+            clock.times += [(title, sec) for title, sec in rep["stages"]]
+            results.update(rep["results"])
+            pictures += [Path(p) for p in rep["pictures"]]
+    return results, pictures, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    tasks = list(dict.fromkeys(args.tasks))
+    jobs = args.jobs or default_jobs(tasks, args.threads, available_cores())
+    side_by_side = args.report is None and jobs > 1 and len(tasks) > 1
+    if not side_by_side:  # this process trains: size its thread pools before they start
+        env = thread_environment(args.threads, dict(os.environ))
+        if env is not None:
+            os.execve(sys.executable, [sys.executable, "-m", "pc3d.demo", *argv], env)
+        set_threads(args.threads)
+    work: Path = args.workdir.resolve()
+    start = time.perf_counter()
+    clock = StageClock()
+
+    if args.report is not None:  # one task of a side-by-side run
+        results, pictures = run_tasks(args, work, clock)
+        report = {"results": results, "stages": clock.times, "pictures": [str(p) for p in pictures]}
+        write_text(args.report, json.dumps(report, indent=2))
+        return 0
+
+    make_data(args, work / "raw", work / "data", clock)
+    failed: list[str] = []
+    if side_by_side:
+        print(f"\n=== pc3d demo: {' and '.join(TASKS[t][0] for t in tasks)} side by side, "
+              f"{args.threads} thread(s) each", flush=True)  # fmt: skip
+        results, pictures, failed = run_side_by_side(args, argv, work, jobs, clock)
+    else:
+        results, pictures = run_tasks(args, work, clock)
 
     summary = work / "metrics.json"
     write_text(summary, json.dumps(results, indent=2, sort_keys=True))
-    print(f"\n=== pc3d demo finished in {format_duration(time.perf_counter() - start)} ({threads} threads)")
+    how = f"{len(tasks)} tasks side by side" if side_by_side else "one task at a time"
+    print(f"\n=== pc3d demo finished in {format_duration(time.perf_counter() - start)} "
+          f"({how}, {args.threads} thread(s) each)")  # fmt: skip
     print("time per stage:")
     for line in clock.table():
         print(line)
@@ -344,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all metrics: {summary}")
     for png in pictures:
         print(f"picture: {png}")
+    if failed:
+        print(f"pc3d demo: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

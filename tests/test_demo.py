@@ -16,6 +16,7 @@ from pc3d.demo import (
     StageClock,
     budget_overrides,
     build_parser,
+    default_jobs,
     headline_metrics,
     thread_environment,
 )
@@ -42,10 +43,18 @@ def test_headline_metrics_and_budgets():
 
 
 def test_thread_environment_sizes_every_pool():
-    assert thread_environment(None, {"PATH": "/bin"}) is None
     env = thread_environment(1, {"PATH": "/bin", "OMP_NUM_THREADS": "4"})
     assert env == {"PATH": "/bin", **dict.fromkeys(THREAD_VARIABLES, "1")}
     assert thread_environment(1, env) is None  # already re-run with it: no second re-run
+    assert build_parser().parse_args([]).threads == 1  # the same metrics on every machine by default
+
+
+def test_default_jobs_fill_the_cores():
+    assert default_jobs(["seg", "det"], threads=1, cores=2) == 2
+    assert default_jobs(["seg", "det"], threads=1, cores=1) == 1  # one core: one task at a time
+    assert default_jobs(["seg", "det"], threads=2, cores=2) == 1
+    assert default_jobs(["seg", "det"], threads=1, cores=16) == 2
+    assert default_jobs(["det"], threads=4, cores=2) == 1
 
 
 def test_time_left_and_stage_table():
@@ -94,3 +103,20 @@ def test_demo_runs_end_to_end(tmp_path: Path):
     assert len(pictures) >= 2 and all(Path(p).stat().st_size > 1000 for p in pictures)
     assert list((work / "runs" / "pointformer" / "predictions" / "kitti").glob("*.txt"))
     assert list((work / "runs" / "meepo" / "predictions" / "scannet").glob("*.txt"))
+
+
+@pytest.mark.slow
+def test_demo_reports_a_failed_task_and_finishes_the_other(tmp_path: Path):
+    work = tmp_path / "demo"
+    args = [
+        "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6", "--jobs", "2",
+        "--seg-steps", "2", "--predict-batches", "1", "--det-config", str(tmp_path / "missing.yaml"),
+    ]  # fmt: skip
+    res = subprocess.run([str(BIN / "pc3d"), *args], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    log = work / "runs" / "pointformer" / "demo.log"
+    assert f"the pointformer task failed (exit 1); its output is in {log}" in res.stderr
+    assert "missing.yaml" in log.read_text()
+    results = json.loads((work / "metrics.json").read_text())
+    assert list(results) == ["meepo"] and 0.0 <= results["meepo"]["test/mIoU"] <= 1.0
+    assert re.search(r"^meepo +\|     2 optimizer steps$", res.stdout, re.M), res.stdout[-3000:]
