@@ -41,18 +41,79 @@ def save_task_hyperparameters(module: L.LightningModule, object_args: tuple[str,
 _LEGACY_METRICS = {"indoor": "pc3d.metrics.IndoorMAP", "kitti": "pc3d.metrics.KittiMetric", "none": None}
 
 
-def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters of an older detection task (``metric: "kitti"``, ``iou_thresholds``) in today's
-    form (``metric: {class_path: ...}``); others unchanged."""
-    metric = hparams.get("metric")
-    if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
-        return hparams
-    hparams = dict(hparams)
-    thresholds = hparams.pop("iou_thresholds", None)
-    class_path = _LEGACY_METRICS[metric]
-    if class_path is None:
-        hparams["metric"] = None
+#: optimizers that older detection checkpoints name by string
+_LEGACY_OPTIMIZERS = {"adamw": "torch.optim.AdamW", "adam": "torch.optim.Adam", "sgd": "torch.optim.SGD"}
+
+
+def _legacy_optimizer(hparams: dict[str, Any], detection: bool) -> dict[str, Any]:
+    name = hparams.pop("optimizer", "adamw") if detection else "adamw"
+    if name not in _LEGACY_OPTIMIZERS:
+        raise ValueError(
+            f"hyper-parameters: unknown legacy optimizer {name!r}; expected one of {sorted(_LEGACY_OPTIMIZERS)}"
+        )
+    lr = hparams.pop("lr", 2e-3 if detection else 0.006)
+    weight_decay = hparams.pop("weight_decay", 0.1 if detection else 0.05)
+    betas = list(hparams.pop("betas", (0.9, 0.999)))
+    init_args: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+    if name == "sgd":
+        init_args["momentum"] = betas[0]
     else:
-        init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
-        hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+        init_args["betas"] = betas
+    return {"class_path": _LEGACY_OPTIMIZERS[name], "init_args": init_args}
+
+
+def _legacy_scheduler(hparams: dict[str, Any], detection: bool) -> dict[str, Any] | None:
+    schedule = hparams.pop("schedule")
+    milestones, gamma = hparams.pop("milestones", (32, 40)), hparams.pop("gamma", 0.3)
+    onecycle = {k: hparams.pop(k) for k in ("pct_start", "div_factor", "final_div_factor") if k in hparams}
+    if schedule == "none":
+        return None
+    if schedule == "cosine":
+        return {"class_path": "pc3d.tasks.schedules.Cosine", "init_args": {}}
+    if schedule == "step" and detection:
+        return {
+            "class_path": "pc3d.tasks.schedules.MultiStep",
+            "init_args": {"milestones": list(milestones), "gamma": gamma},
+        }
+    if schedule == "onecycle" and not detection:
+        return {"class_path": "pc3d.tasks.schedules.OneCycle", "init_args": onecycle}
+    raise ValueError(f"hyper-parameters: unknown legacy schedule {schedule!r}")
+
+
+def _is_detection(hparams: dict[str, Any]) -> bool:
+    class_path = str(hparams.get("_class_path", ""))
+    if class_path:
+        return class_path.endswith("DetectionModule")
+    return "milestones" in hparams or isinstance(hparams.get("optimizer"), str)
+
+
+def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of an older task in today's form; others unchanged.
+
+    - Detection metrics by string (``metric: "kitti"``, ``iou_thresholds``) become metric objects
+      (``metric: {class_path: ...}``).
+    - The optimiser by settings (``optimizer: "adamw"``, ``lr``, ``weight_decay``, ``betas``) becomes an
+      optimizer callable (``optimizer: {class_path: torch.optim.AdamW, init_args: ...}``), and the
+      schedule by name (``schedule: "step"/"cosine"/"onecycle"/"none"`` with ``milestones``, ``gamma``,
+      ``pct_start``, ``div_factor``, ``final_div_factor``) a :class:`pc3d.tasks.schedules.Schedule`
+      (``scheduler: {class_path: pc3d.tasks.schedules.MultiStep, ...}`` or ``None``), giving the same
+      learning rates step by step.
+
+    Raises:
+        ValueError: a legacy optimiser or schedule name that never existed (one line).
+    """
+    hparams = dict(hparams)
+    metric = hparams.get("metric")
+    if isinstance(metric, str) and metric in _LEGACY_METRICS:
+        thresholds = hparams.pop("iou_thresholds", None)
+        class_path = _LEGACY_METRICS[metric]
+        if class_path is None:
+            hparams["metric"] = None
+        else:
+            init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
+            hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    if "schedule" in hparams and "scheduler" not in hparams:
+        detection = _is_detection(hparams)
+        hparams["scheduler"] = _legacy_scheduler(hparams, detection)
+        hparams["optimizer"] = _legacy_optimizer(hparams, detection)
     return hparams

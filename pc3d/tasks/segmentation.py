@@ -19,6 +19,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from jsonargparse import lazy_instance
+from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
@@ -26,9 +28,7 @@ from pc3d.data.batch import PointBatch, offsets_from_counts
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
 from pc3d.models.losses.lovasz import lovasz_softmax
 from pc3d.tasks.hparams import save_task_hyperparameters
-from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
-
-SCHEDULES = ("onecycle", "cosine", "none")
+from pc3d.tasks.schedules import OneCycle, Schedule
 
 
 def view_transform(coord: Tensor, rotate_z: float = 0.0, scale: float = 1.0, flip: bool = False) -> Tensor:
@@ -51,14 +51,18 @@ class SegmentationModule(L.LightningModule):
         ignore_index: label excluded from losses and metrics.
         ce_weight, lovasz_weight: loss weights (Pointcept: 1 and 1).
         label_smoothing: cross-entropy label smoothing.
-        lr, weight_decay, betas: AdamW settings (Pointcept ScanNet: 0.006, 0.05).
+        optimizer: called with the parameter groups (``[{"params": other}, {"params": block}]``) to
+            make the optimizer; in YAML ``class_path: torch.optim.AdamW`` with ``init_args`` (default:
+            AdamW lr 0.006, weight decay 0.05, as Pointcept ScanNet).
         block_lr_scale: learning-rate factor for parameters whose name matches ``block_lr_pattern``
-            (Pointcept: 0.1 for the transformer/mixer blocks).
+            (Pointcept: 0.1 for the transformer/mixer blocks): their group's ``lr`` is the optimizer's
+            times this factor.
         block_lr_pattern: regex on parameter names selecting the block parameters.
-        schedule: ``"onecycle"`` (Pointcept) or ``"cosine"``, per step over the training budget: they
-            complete when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes
-            first (:class:`pc3d.tasks.schedules.BudgetSchedule`); or ``"none"``.
-        pct_start, div_factor, final_div_factor: OneCycle settings.
+        scheduler: a :class:`pc3d.tasks.schedules.Schedule`: :class:`~pc3d.tasks.schedules.OneCycle`
+            (default, Pointcept's pct_start 0.05, div 10, final div 1000) or
+            :class:`~pc3d.tasks.schedules.Cosine`, per step over the training budget: they complete
+            when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes first; or
+            ``None`` (constant learning rate).
         tta_rotations: test-time z-rotations in multiples of pi (Pointcept: 0, 0.5, 1, 1.5).
         tta_scales: test-time scales (Pointcept: 1, 0.95, 1.05).
         tta_flip: add one x-mirrored view.
@@ -77,15 +81,10 @@ class SegmentationModule(L.LightningModule):
         ce_weight: float = 1.0,
         lovasz_weight: float = 1.0,
         label_smoothing: float = 0.0,
-        lr: float = 0.006,
-        weight_decay: float = 0.05,
-        betas: Sequence[float] = (0.9, 0.999),
+        optimizer: OptimizerCallable = lambda params: torch.optim.AdamW(params, lr=0.006, weight_decay=0.05),
         block_lr_scale: float = 0.1,
         block_lr_pattern: str = r"(^|\.)(enc|dec)\.\d+\.\d+\.",
-        schedule: str = "onecycle",
-        pct_start: float = 0.05,
-        div_factor: float = 10.0,
-        final_div_factor: float = 1000.0,
+        scheduler: Schedule | None = lazy_instance(OneCycle),
         tta_rotations: Sequence[float] = (0.0,),
         tta_scales: Sequence[float] = (1.0,),
         tta_flip: bool = False,
@@ -94,8 +93,10 @@ class SegmentationModule(L.LightningModule):
         color_in_feat: bool = True,
     ) -> None:
         super().__init__()
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+        if scheduler is not None and not isinstance(scheduler, Schedule):
+            raise ValueError(
+                f"scheduler: expected a pc3d.tasks.schedules.Schedule (e.g. OneCycle) or None, got {scheduler!r}"
+            )
         num_classes = num_classes if num_classes is not None else getattr(model, "num_classes", None)
         if not num_classes or num_classes < 1:
             raise ValueError("num_classes: give it, or use a model with a positive num_classes attribute")
@@ -106,8 +107,9 @@ class SegmentationModule(L.LightningModule):
                 "tta_rotations/tta_scales: need at least one value; test_clouds_per_forward >= 1"
             )
         re.compile(block_lr_pattern)
-        save_task_hyperparameters(self)
+        save_task_hyperparameters(self, ("model", "optimizer", "scheduler"))
         self.model = model
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
         self.val_metric = SegmentationMetric(num_classes, ignore_index)
@@ -317,21 +319,12 @@ class SegmentationModule(L.LightningModule):
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 (block if pattern.search(name) else other).append(p)
-        groups = [{"params": other, "lr": hp.lr}]
+        groups = [{"params": other}]
         if block:
-            groups.append({"params": block, "lr": hp.lr * hp.block_lr_scale})
-        opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        if hp.schedule == "none":
+            groups.append({"params": block})
+        opt = self.optimizer(groups)
+        if block:
+            opt.param_groups[1]["lr"] = opt.param_groups[1]["lr"] * hp.block_lr_scale
+        if self.scheduler is None:
             return opt
-        total, time_fraction = trainer_budget(self._trainer)
-        warm = min(max(hp.pct_start, 2.0 / total), 0.5)  # a warm-up of >= 2 steps in short runs
-        sched = BudgetSchedule(
-            opt,
-            hp.schedule,
-            total,
-            time_fraction,
-            pct_start=warm,
-            div_factor=hp.div_factor,
-            final_div_factor=hp.final_div_factor,
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": self.scheduler.lr_scheduler_config(opt, self._trainer)}

@@ -13,6 +13,7 @@ from pc3d.models.heads import VoteNetHead
 from pc3d.models.pointformer import Pointformer
 from pc3d.models.pointformer_votenet import PointformerVoteNet
 from pc3d.tasks.detection import DetectionModule
+from pc3d.tasks.schedules import MultiStep
 
 MEANS = ((0.6, 0.6, 0.8), (1.2, 0.5, 0.5))
 
@@ -78,7 +79,9 @@ def test_fit_validate_predict():
     torch.manual_seed(0)
     data = [scene(i) for i in range(4)]
     loader = DataLoader(data, batch_size=2, collate_fn=PointBatch.collate)
-    mod = module(lr=3e-3, milestones=(100,))
+    mod = module(
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=0.1), scheduler=MultiStep((100,))
+    )
     trainer = L.Trainer(
         max_epochs=3,
         accelerator="cpu",
@@ -113,7 +116,8 @@ def test_optimizer_recipe():
     assert opt.defaults["lr"] == 2e-3 and opt.defaults["weight_decay"] == 0.1
     assert isinstance(sched, torch.optim.lr_scheduler.MultiStepLR)
     assert dict(sched.milestones) == {32: 1, 40: 1} and sched.gamma == 0.3
-    assert isinstance(module(optimizer="sgd", schedule="none").configure_optimizers(), torch.optim.SGD)
+    sgd = module(optimizer=lambda p: torch.optim.SGD(p, lr=2e-3, momentum=0.9), scheduler=None)
+    assert isinstance(sgd.configure_optimizers(), torch.optim.SGD)
 
 
 def test_bad_arguments():
