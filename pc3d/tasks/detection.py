@@ -39,8 +39,9 @@ class DetectionModule(L.LightningModule):
             (default: milestones 32 and 40, gamma 0.3, per epoch), :class:`~pc3d.tasks.schedules.Cosine`
             (per step, to 0 when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever
             comes first) or ``None`` (constant learning rate).
-        mean_sizes_from_data: when fitting, copy the datamodule's ``mean_sizes`` (per-class mean box sizes,
-            e.g. ``ScanNetDataModule(mean_sizes="data")``) into the head's size clusters ``head.mean_sizes``.
+
+    Dataset facts the network needs (VoteNet's per-class ``mean_sizes``) are arguments of the network,
+    given in the config.
 
     ``predict_step`` returns one dict per cloud in the prediction-file format: ``coord (N,3)``,
     ``boxes_pred (K,7)``, ``scores_pred (K,)``, ``labels_pred (K,)`` in the batch's coordinate frame (the
@@ -55,7 +56,6 @@ class DetectionModule(L.LightningModule):
         metric: DetectionMetric | None = None,
         optimizer: OptimizerCallable = lambda params: torch.optim.AdamW(params, lr=2e-3, weight_decay=0.1),
         scheduler: Schedule | None = lazy_instance(MultiStep),
-        mean_sizes_from_data: bool = True,
     ) -> None:
         super().__init__()
         if metric is not None and not isinstance(metric, DetectionMetric):
@@ -96,21 +96,6 @@ class DetectionModule(L.LightningModule):
 
     def forward(self, batch: PointBatch) -> dict[str, Any]:
         return self.model(batch)
-
-    def setup(self, stage: str) -> None:
-        if stage != "fit" or not self.hparams.mean_sizes_from_data or self._trainer is None:
-            return
-        sizes = getattr(self.trainer.datamodule, "mean_sizes", None)
-        head = getattr(self.model, "head", None)
-        target = getattr(head, "mean_sizes", None)
-        if sizes is None or not isinstance(target, Tensor):
-            return
-        new = torch.as_tensor(sizes, dtype=target.dtype)
-        if new.shape != target.shape:
-            raise ValueError(
-                f"datamodule.mean_sizes: expected shape {tuple(target.shape)}, got {tuple(new.shape)}"
-            )
-        target.copy_(new.to(target.device))
 
     # ------------------------------------------------------------------ steps
     def _log_losses(self, losses: dict[str, Tensor], stage: str, batch: PointBatch) -> None:

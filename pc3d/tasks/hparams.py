@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -97,7 +98,9 @@ def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
       schedule by name (``schedule: "step"/"cosine"/"onecycle"/"none"`` with ``milestones``, ``gamma``,
       ``pct_start``, ``div_factor``, ``final_div_factor``) a :class:`pc3d.tasks.schedules.Schedule`
       (``scheduler: {class_path: pc3d.tasks.schedules.MultiStep, ...}`` or ``None``), giving the same
-      learning rates step by step.
+      learning rates step by step. ``mean_sizes_from_data`` is dropped: the head's ``mean_sizes`` are
+      its own argument (a VoteNet head configured without them, from when ScanNet's were the default,
+      gets those; the trained values are the ``mean_sizes`` buffer of the state dict).
 
     Raises:
         ValueError: a legacy optimiser or schedule name that never existed (one line).
@@ -114,6 +117,25 @@ def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
             hparams["metric"] = {"class_path": class_path, "init_args": init_args}
     if "schedule" in hparams and "scheduler" not in hparams:
         detection = _is_detection(hparams)
+        hparams.pop("mean_sizes_from_data", None)
         hparams["scheduler"] = _legacy_scheduler(hparams, detection)
         hparams["optimizer"] = _legacy_optimizer(hparams, detection)
+    model = copy.deepcopy(hparams.get("model"))
+    head = _votenet_head(model)
+    if head is not None and "mean_sizes" not in head["init_args"]:
+        from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
+
+        head["init_args"]["mean_sizes"] = [list(m) for m in SCANNET_DET_MEAN_SIZES]
+        hparams["model"] = model
     return hparams
+
+
+def _votenet_head(model: Any) -> dict[str, Any] | None:
+    """The VoteNet head's configuration ``{class_path, init_args}`` in a network's, if it has one."""
+    if not isinstance(model, dict) or not isinstance(model.get("init_args"), dict):
+        return None
+    head = model["init_args"].get("head")
+    if not isinstance(head, dict) or not str(head.get("class_path", "")).endswith("VoteNetHead"):
+        return None
+    head.setdefault("init_args", {})
+    return head if isinstance(head["init_args"], dict) else None

@@ -71,7 +71,7 @@ def module(**kw) -> DetectionModule:
     )
     kw.setdefault("class_names", ["box", "bar"])
     kw.setdefault("metric", IndoorMAP())
-    return DetectionModule(PointformerVoteNet(bb, head), **kw)
+    return DetectionModule(PointformerVoteNet(bb, head=head), **kw)
 
 
 @pytest.mark.slow
@@ -131,22 +131,14 @@ def test_bad_arguments():
         DetectionModule(torch.nn.Linear(2, 2))
 
 
-def test_mean_sizes_from_datamodule():
+def test_labels_outside_the_heads_classes_are_a_clear_error():
+    """The head's mean_sizes come from the config; data with more classes stops the loss with one line."""
     mod = module()
-
-    class DM(L.LightningDataModule):
-        mean_sizes = [[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]
-
-    class FakeTrainer:
-        datamodule = DM()
-
-    mod._trainer = FakeTrainer()
-    mod.setup("fit")
-    torch.testing.assert_close(mod.model.head.mean_sizes, torch.tensor(DM.mean_sizes))
-    DM.mean_sizes = [[1.0, 2.0, 3.0]]
-    with pytest.raises(ValueError, match="mean_sizes"):
-        mod.setup("fit")
-    mod._trainer = None
+    sample = scene(0)
+    sample["box_labels"] = torch.tensor([0, 2])
+    batch = PointBatch.collate([sample])
+    with pytest.raises(ValueError, match=r"box_labels: class ids 0\.\.2 do not fit the head's 2 classes"):
+        mod.model.loss(mod.model(batch), batch)
 
 
 @pytest.mark.samples

@@ -110,7 +110,7 @@ def test_shipped_config_and_upgraded_checkpoint_match_the_former_recipe(name: st
     assert trace(opt, sched) == expected  # exactly: same floats, step by step
 
     upgraded = upgrade_hyperparameters(LEGACY[name])  # a checkpoint saved with the former arguments
-    assert not {"lr", "weight_decay", "betas", "schedule"} & set(upgraded)
+    assert not {"lr", "weight_decay", "betas", "schedule", "mean_sizes_from_data"} & set(upgraded)
     old = task_from_configs(name, optimizer=upgraded["optimizer"], scheduler=upgraded["scheduler"])
     old.model = task.model
     opt, sched, _ = configured(old)
@@ -129,3 +129,17 @@ def test_upgrade_of_other_former_settings():
     assert math.isclose(
         upgrade_hyperparameters(LEGACY["meepo_demo.yaml"])["optimizer"]["init_args"]["lr"], 0.005
     )
+
+
+def test_upgrade_gives_a_votenet_head_without_mean_sizes_scannets():
+    """VoteNet heads once defaulted to ScanNet's mean sizes; the trained values are in the state dict."""
+    from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
+
+    head = {"class_path": "pc3d.models.heads.votenet.VoteNetHead", "init_args": {"in_channels": 128}}
+    legacy = {**LEGACY["pointformer_votenet_scannet.yaml"],
+              "model": {"class_path": "pc3d.models.pointformer_votenet.PointformerVoteNet",
+                        "init_args": {"head": head}}}  # fmt: skip
+    up = upgrade_hyperparameters(legacy)
+    sizes = up["model"]["init_args"]["head"]["init_args"]["mean_sizes"]
+    assert sizes == [list(m) for m in SCANNET_DET_MEAN_SIZES] and "mean_sizes" not in head["init_args"]
+    assert "mean_sizes_from_data" not in up
