@@ -139,3 +139,11 @@ def _votenet_head(model: Any) -> dict[str, Any] | None:
         return None
     head.setdefault("init_args", {})
     return head if isinstance(head["init_args"], dict) else None
+
+
+def upgrade_datamodule_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Init arguments of an older datamodule in today's form: ``ScanNetDataModule`` no longer takes
+    ``mean_sizes`` (the VoteNet head does); others unchanged."""
+    if str(hparams.get("_class_path", "")).endswith("ScanNetDataModule") and "mean_sizes" in hparams:
+        hparams = {k: v for k, v in hparams.items() if k != "mean_sizes"}
+    return hparams

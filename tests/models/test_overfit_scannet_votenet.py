@@ -40,7 +40,6 @@ def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path, one_thread):
         task="det",
         stage="val",
         det_aug=DetAugParams(num_points=10000),
-        mean_sizes=means,
     )
     batch = PointBatch.collate([ds[0]])
     torch.testing.assert_close(batch.boxes, gt_boxes)

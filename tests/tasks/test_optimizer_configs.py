@@ -143,3 +143,17 @@ def test_upgrade_gives_a_votenet_head_without_mean_sizes_scannets():
     sizes = up["model"]["init_args"]["head"]["init_args"]["mean_sizes"]
     assert sizes == [list(m) for m in SCANNET_DET_MEAN_SIZES] and "mean_sizes" not in head["init_args"]
     assert "mean_sizes_from_data" not in up
+
+
+def test_upgrade_of_a_scannet_datamodule_with_mean_sizes():
+    from pc3d.tasks.hparams import upgrade_datamodule_hyperparameters
+
+    old = {
+        "_class_path": "pc3d.data.scannet.ScanNetDataModule",
+        "root": "r",
+        "task": "det",
+        "mean_sizes": "data",
+    }
+    assert upgrade_datamodule_hyperparameters(old) == {k: v for k, v in old.items() if k != "mean_sizes"}
+    kitti = {"_class_path": "pc3d.data.kitti.KittiDataModule", "root": "r"}
+    assert upgrade_datamodule_hyperparameters(kitti) is kitti
