@@ -16,7 +16,7 @@ import lightning as L
 
 from pc3d.checkpoint import CheckpointError, load_checkpoint
 from pc3d.infer.cloud import InputError
-from pc3d.tasks.hparams import upgrade_hyperparameters
+from pc3d.tasks.hparams import upgrade_datamodule_hyperparameters, upgrade_hyperparameters
 
 
 @dataclasses.dataclass
@@ -68,7 +68,9 @@ def load_trained_task(path: str | Path, map_location: str = "cpu") -> TrainedTas
             "by an older pc3d. Train it again with `pc3d fit`."
         )
     module = _instantiate(L.LightningModule, upgrade_hyperparameters(hp), "task", path)
-    datamodule = _instantiate(L.LightningDataModule, dhp, "datamodule", path)
+    datamodule = _instantiate(
+        L.LightningDataModule, upgrade_datamodule_hyperparameters(dhp), "datamodule", path
+    )
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:

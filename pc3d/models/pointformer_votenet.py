@@ -18,7 +18,7 @@ class PointformerVoteNet(nn.Module):
 
     Args:
         backbone: the :class:`~pc3d.models.pointformer.Pointformer` (default: the paper-size ScanNet one).
-        head: the :class:`~pc3d.models.heads.votenet.VoteNetHead` (default: 18 ScanNet classes).
+        head: the :class:`~pc3d.models.heads.votenet.VoteNetHead` (its ``mean_sizes`` are the dataset's).
         feat_channels: columns of ``batch.feat`` given to the backbone (default all; the official model
             uses the height above the floor only, e.g. ``[-1]`` when height is the last column).
 
@@ -31,12 +31,13 @@ class PointformerVoteNet(nn.Module):
     def __init__(
         self,
         backbone: Pointformer | None = None,
-        head: VoteNetHead | None = None,
+        *,
+        head: VoteNetHead,
         feat_channels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone if backbone is not None else Pointformer()
-        self.head = head if head is not None else VoteNetHead(in_channels=self.backbone.out_channels)
+        self.head = head
         self.feat_channels = list(feat_channels) if feat_channels is not None else None
 
     @property

@@ -8,18 +8,15 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
+from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from pc3d.data.batch import MissingField, PointBatch
 from pc3d.metrics.detection import DetectionMetric
 from pc3d.tasks.hparams import save_task_hyperparameters
 from pc3d.tasks.interface import check_model_interface
-from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
-
-OPTIMIZERS = ("adamw", "adam", "sgd")
-
-
-SCHEDULES = ("step", "cosine", "none")
+from pc3d.tasks.schedules import MultiStep, Schedule
 
 
 class DetectionModule(L.LightningModule):
@@ -35,14 +32,17 @@ class DetectionModule(L.LightningModule):
             R11/R40 for bbox/bev/3d per difficulty, logged as ``{stage}/{class}/3d_R40_moderate`` etc.;
             needs ``meta["annos"]``, ``meta["calib"]``, ``meta["image_size"]`` as given by
             ``KittiDataModule``) or ``None`` (losses only).
-        optimizer: ``"adamw"`` (default; the official Pointformer ScanNet recipe is AdamW lr 2e-3,
-            weight decay 0.1, step decay x0.3 at epochs 32 and 40 over 48 epochs, grad clip 10 via the
-            trainer's ``gradient_clip_val``), ``"adam"`` or ``"sgd"``.
-        lr, weight_decay, betas: optimiser settings (``betas`` also gives SGD's momentum as ``betas[0]``).
-        schedule: ``"step"`` (``milestones`` epochs, factor ``gamma``), ``"cosine"`` (per step, to 0 when
-            ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes first) or ``"none"``.
-        mean_sizes_from_data: when fitting, copy the datamodule's ``mean_sizes`` (per-class mean box sizes,
-            e.g. ``ScanNetDataModule(mean_sizes="data")``) into the head's size clusters ``head.mean_sizes``.
+        optimizer: called with the trainable parameters to make the optimizer; in YAML
+            ``class_path: torch.optim.AdamW`` with ``init_args``. Default: the official Pointformer
+            ScanNet recipe, AdamW lr 2e-3, weight decay 0.1 (with step decay x0.3 at epochs 32 and 40
+            over 48 epochs and grad clip 10 via the trainer's ``gradient_clip_val``).
+        scheduler: a :class:`pc3d.tasks.schedules.Schedule`: :class:`~pc3d.tasks.schedules.MultiStep`
+            (default: milestones 32 and 40, gamma 0.3, per epoch), :class:`~pc3d.tasks.schedules.Cosine`
+            (per step, to 0 when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever
+            comes first) or ``None`` (constant learning rate).
+
+    Dataset facts the network needs (VoteNet's per-class ``mean_sizes``) are arguments of the network,
+    given in the config.
 
     ``predict_step`` returns one dict per cloud in the prediction-file format: ``coord (N,3)``,
     ``boxes_pred (K,7)``, ``scores_pred (K,)``, ``labels_pred (K,)`` in the batch's coordinate frame (the
@@ -55,14 +55,8 @@ class DetectionModule(L.LightningModule):
         model: nn.Module,
         class_names: Sequence[str] | None = None,
         metric: DetectionMetric | None = None,
-        optimizer: str = "adamw",
-        lr: float = 2e-3,
-        weight_decay: float = 0.1,
-        betas: Sequence[float] = (0.9, 0.999),
-        schedule: str = "step",
-        milestones: Sequence[int] = (32, 40),
-        gamma: float = 0.3,
-        mean_sizes_from_data: bool = True,
+        optimizer: OptimizerCallable = lambda params: torch.optim.AdamW(params, lr=2e-3, weight_decay=0.1),
+        scheduler: Schedule | None = lazy_instance(MultiStep),
     ) -> None:
         super().__init__()
         if metric is not None and not isinstance(metric, DetectionMetric):
@@ -70,12 +64,18 @@ class DetectionModule(L.LightningModule):
                 f"metric: expected a pc3d.metrics.DetectionMetric (e.g. pc3d.metrics.KittiMetric) or None, "
                 f"got {metric!r}"
             )
-        for name, value, valid in (("optimizer", optimizer, OPTIMIZERS), ("schedule", schedule, SCHEDULES)):
-            if value not in valid:
-                raise ValueError(f"{name}: expected one of {valid}, got {value!r}")
+        if not callable(optimizer):
+            raise ValueError(
+                f"optimizer: expected a callable making the optimizer from parameters, got {optimizer!r}"
+            )
+        if scheduler is not None and not isinstance(scheduler, Schedule):
+            raise ValueError(
+                f"scheduler: expected a pc3d.tasks.schedules.Schedule (e.g. MultiStep) or None, got {scheduler!r}"
+            )
         check_model_interface(model)
-        save_task_hyperparameters(self, ("model", "metric"))
+        save_task_hyperparameters(self, ("model", "metric", "optimizer", "scheduler"))
         self.model = model
+        self.optimizer, self.scheduler = optimizer, scheduler
         num_classes = getattr(model, "num_classes", None)
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
@@ -95,21 +95,6 @@ class DetectionModule(L.LightningModule):
 
     def forward(self, batch: PointBatch) -> dict[str, Any]:
         return self.model(batch)
-
-    def setup(self, stage: str) -> None:
-        if stage != "fit" or not self.hparams.mean_sizes_from_data or self._trainer is None:
-            return
-        sizes = getattr(self.trainer.datamodule, "mean_sizes", None)
-        head = getattr(self.model, "head", None)
-        target = getattr(head, "mean_sizes", None)
-        if sizes is None or not isinstance(target, Tensor):
-            return
-        new = torch.as_tensor(sizes, dtype=target.dtype)
-        if new.shape != target.shape:
-            raise ValueError(
-                f"datamodule.mean_sizes: expected shape {tuple(target.shape)}, got {tuple(new.shape)}"
-            )
-        target.copy_(new.to(target.device))
 
     # ------------------------------------------------------------------ steps
     def _log_losses(self, losses: dict[str, Tensor], stage: str, batch: PointBatch) -> None:
@@ -194,18 +179,7 @@ class DetectionModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        elif hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        else:
-            opt = torch.optim.SGD(params, lr=hp.lr, weight_decay=hp.weight_decay, momentum=hp.betas[0])
-        if hp.schedule == "none":
+        opt = self.optimizer([p for p in self.model.parameters() if p.requires_grad])
+        if self.scheduler is None:
             return opt
-        if hp.schedule == "step":
-            sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(hp.milestones), gamma=hp.gamma)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        sched = BudgetSchedule(opt, "cosine", *trainer_budget(self._trainer))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": self.scheduler.lr_scheduler_config(opt, self._trainer)}

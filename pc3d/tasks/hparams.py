@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -46,33 +47,115 @@ _LEGACY_SEG_LOSS = {"ce_weight": 1.0, "lovasz_weight": 1.0, "label_smoothing": 0
 _SEG_CRITERION = "pc3d.models.losses.SegmentationLoss"
 
 
+#: optimizers that older detection checkpoints name by string
+_LEGACY_OPTIMIZERS = {"adamw": "torch.optim.AdamW", "adam": "torch.optim.Adam", "sgd": "torch.optim.SGD"}
+
+
+def _legacy_optimizer(hparams: dict[str, Any], detection: bool) -> dict[str, Any]:
+    name = hparams.pop("optimizer", "adamw") if detection else "adamw"
+    if name not in _LEGACY_OPTIMIZERS:
+        raise ValueError(
+            f"hyper-parameters: unknown legacy optimizer {name!r}; expected one of {sorted(_LEGACY_OPTIMIZERS)}"
+        )
+    lr = hparams.pop("lr", 2e-3 if detection else 0.006)
+    weight_decay = hparams.pop("weight_decay", 0.1 if detection else 0.05)
+    betas = list(hparams.pop("betas", (0.9, 0.999)))
+    init_args: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+    if name == "sgd":
+        init_args["momentum"] = betas[0]
+    else:
+        init_args["betas"] = betas
+    return {"class_path": _LEGACY_OPTIMIZERS[name], "init_args": init_args}
+
+
+def _legacy_scheduler(hparams: dict[str, Any], detection: bool) -> dict[str, Any] | None:
+    schedule = hparams.pop("schedule")
+    milestones, gamma = hparams.pop("milestones", (32, 40)), hparams.pop("gamma", 0.3)
+    onecycle = {k: hparams.pop(k) for k in ("pct_start", "div_factor", "final_div_factor") if k in hparams}
+    if schedule == "none":
+        return None
+    if schedule == "cosine":
+        return {"class_path": "pc3d.tasks.schedules.Cosine", "init_args": {}}
+    if schedule == "step" and detection:
+        return {
+            "class_path": "pc3d.tasks.schedules.MultiStep",
+            "init_args": {"milestones": list(milestones), "gamma": gamma},
+        }
+    if schedule == "onecycle" and not detection:
+        return {"class_path": "pc3d.tasks.schedules.OneCycle", "init_args": onecycle}
+    raise ValueError(f"hyper-parameters: unknown legacy schedule {schedule!r}")
+
+
+def _is_detection(hparams: dict[str, Any]) -> bool:
+    class_path = str(hparams.get("_class_path", ""))
+    if class_path:
+        return class_path.endswith("DetectionModule")
+    return "milestones" in hparams or isinstance(hparams.get("optimizer"), str)
+
+
 def upgrade_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
     """Hyper-parameters of an older task in today's form; others unchanged.
 
-    - detection: ``metric: "kitti"`` and ``iou_thresholds`` become ``metric: {class_path: ...}``;
-    - segmentation: the task-level ``ce_weight``, ``lovasz_weight``, ``label_smoothing`` and
+    - Detection metrics by string (``metric: "kitti"``, ``iou_thresholds``) become metric objects
+      (``metric: {class_path: ...}``).
+    - The optimiser by settings (``optimizer: "adamw"``, ``lr``, ``weight_decay``, ``betas``) becomes an
+      optimizer callable (``optimizer: {class_path: torch.optim.AdamW, init_args: ...}``), and the
+      schedule by name (``schedule: "step"/"cosine"/"onecycle"/"none"`` with ``milestones``, ``gamma``,
+      ``pct_start``, ``div_factor``, ``final_div_factor``) a :class:`pc3d.tasks.schedules.Schedule`
+      (``scheduler: {class_path: pc3d.tasks.schedules.MultiStep, ...}`` or ``None``), giving the same
+      learning rates step by step. ``mean_sizes_from_data`` is dropped: the head's ``mean_sizes`` are
+      its own argument (a VoteNet head configured without them, from when ScanNet's were the default,
+      gets those; the trained values are the ``mean_sizes`` buffer of the state dict).
+    - Segmentation: the task-level ``ce_weight``, ``lovasz_weight``, ``label_smoothing`` and
       ``ignore_index`` move to the network's ``criterion``
       (``model.init_args.criterion: {class_path: pc3d.models.losses.SegmentationLoss, ...}``, only when
       one differs from its default); the unused ``color_in_feat`` is dropped.
 
     Raises:
-        ValueError: non-default segmentation loss settings without a recorded network configuration.
+        ValueError: a legacy optimiser or schedule name that never existed, or non-default segmentation
+            loss settings without a recorded network configuration (one line).
     """
-    return _upgrade_segmentation(_upgrade_detection_metric(hparams))
-
-
-def _upgrade_detection_metric(hparams: dict[str, Any]) -> dict[str, Any]:
-    metric = hparams.get("metric")
-    if not isinstance(metric, str) or metric not in _LEGACY_METRICS:
-        return hparams
     hparams = dict(hparams)
-    thresholds = hparams.pop("iou_thresholds", None)
-    class_path = _LEGACY_METRICS[metric]
-    if class_path is None:
-        hparams["metric"] = None
-    else:
-        init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
-        hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    metric = hparams.get("metric")
+    if isinstance(metric, str) and metric in _LEGACY_METRICS:
+        thresholds = hparams.pop("iou_thresholds", None)
+        class_path = _LEGACY_METRICS[metric]
+        if class_path is None:
+            hparams["metric"] = None
+        else:
+            init_args = {"iou_thresholds": list(thresholds)} if metric == "indoor" and thresholds else {}
+            hparams["metric"] = {"class_path": class_path, "init_args": init_args}
+    if "schedule" in hparams and "scheduler" not in hparams:
+        detection = _is_detection(hparams)
+        hparams.pop("mean_sizes_from_data", None)
+        hparams["scheduler"] = _legacy_scheduler(hparams, detection)
+        hparams["optimizer"] = _legacy_optimizer(hparams, detection)
+    model = copy.deepcopy(hparams.get("model"))
+    head = _votenet_head(model)
+    if head is not None and "mean_sizes" not in head["init_args"]:
+        from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
+
+        head["init_args"]["mean_sizes"] = [list(m) for m in SCANNET_DET_MEAN_SIZES]
+        hparams["model"] = model
+    return _upgrade_segmentation(hparams)
+
+
+def _votenet_head(model: Any) -> dict[str, Any] | None:
+    """The VoteNet head's configuration ``{class_path, init_args}`` in a network's, if it has one."""
+    if not isinstance(model, dict) or not isinstance(model.get("init_args"), dict):
+        return None
+    head = model["init_args"].get("head")
+    if not isinstance(head, dict) or not str(head.get("class_path", "")).endswith("VoteNetHead"):
+        return None
+    head.setdefault("init_args", {})
+    return head if isinstance(head["init_args"], dict) else None
+
+
+def upgrade_datamodule_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Init arguments of an older datamodule in today's form: ``ScanNetDataModule`` no longer takes
+    ``mean_sizes`` (the VoteNet head does); others unchanged."""
+    if str(hparams.get("_class_path", "")).endswith("ScanNetDataModule") and "mean_sizes" in hparams:
+        hparams = {k: v for k, v in hparams.items() if k != "mean_sizes"}
     return hparams
 
 

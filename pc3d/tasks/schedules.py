@@ -4,12 +4,22 @@ Lightning stops a run at ``max_epochs``/``max_steps`` or at ``max_time``. A sche
 alone is cut off mid-way when the time limit comes first (the learning rate is still high when
 training stops); :class:`BudgetSchedule` measures progress as the larger of the step fraction and
 the elapsed fraction of ``max_time``, so the annealing always completes when training does.
+
+The tasks take their schedule as a :class:`Schedule`, a small factory configured in YAML by
+``class_path``/``init_args`` (:class:`OneCycle`, :class:`Cosine`, :class:`MultiStep`)::
+
+    scheduler:
+      class_path: pc3d.tasks.schedules.OneCycle
+      init_args: {final_div_factor: 100.0}
+
+``configure_optimizers`` calls it with the optimizer and the trainer's budget
+(:func:`trainer_budget`) and hands the scheduler to Lightning, stepped every ``interval``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -17,7 +27,7 @@ import torch
 from lightning.pytorch.callbacks import Timer
 from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["BudgetSchedule", "trainer_budget"]
+__all__ = ["BudgetSchedule", "Cosine", "MultiStep", "OneCycle", "Schedule", "trainer_budget"]
 
 SHAPES = ("onecycle", "cosine")
 
@@ -137,3 +147,94 @@ def trainer_budget(trainer: L.Trainer | None) -> tuple[float, Callable[[], float
         return elapsed / budget if budget > 0 else 0.0
 
     return total, time_fraction
+
+
+class Schedule:
+    """A learning-rate schedule for a task's ``configure_optimizers``.
+
+    ``schedule(optimizer, total_steps, time_fraction)`` returns the scheduler, stepped every
+    :attr:`interval` (``"step"`` or ``"epoch"``). ``total_steps`` and ``time_fraction`` are the
+    trainer's budget (:func:`trainer_budget`); a schedule with :attr:`uses_budget` ``False`` does
+    not read them (the task then passes ``math.inf`` and ``0``, and the trainer needs no limit).
+    """
+
+    interval: str = "step"
+    uses_budget: bool = True
+
+    def __call__(
+        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
+    ) -> LRScheduler:
+        raise NotImplementedError
+
+    def lr_scheduler_config(
+        self, optimizer: torch.optim.Optimizer, trainer: L.Trainer | None
+    ) -> dict[str, Any]:
+        """Lightning's ``lr_scheduler`` entry for ``optimizer`` under ``trainer``'s budget."""
+        total, time_fraction = trainer_budget(trainer) if self.uses_budget else (math.inf, lambda: 0.0)
+        return {"scheduler": self(optimizer, total, time_fraction), "interval": self.interval}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class OneCycle(Schedule):
+    """:class:`BudgetSchedule` ``"onecycle"`` (Pointcept's OneCycle) over the training budget.
+
+    The warm-up is ``min(max(pct_start, 2 / total_steps), 0.5)`` of the budget: at least two steps
+    in short runs, at most half of them.
+    """
+
+    def __init__(
+        self,
+        pct_start: float = 0.05,
+        div_factor: float = 10.0,
+        final_div_factor: float = 1000.0,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+    ) -> None:
+        if not 0.0 <= pct_start < 1.0:
+            raise ValueError(f"pct_start: expected a fraction in [0, 1), got {pct_start}")
+        self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
+        self.base_momentum, self.max_momentum = base_momentum, max_momentum
+
+    def __call__(
+        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
+    ) -> BudgetSchedule:
+        warm = min(max(self.pct_start, 2.0 / total_steps), 0.5)  # a warm-up of >= 2 steps in short runs
+        return BudgetSchedule(
+            optimizer,
+            "onecycle",
+            total_steps,
+            time_fraction,
+            pct_start=warm,
+            div_factor=self.div_factor,
+            final_div_factor=self.final_div_factor,
+            base_momentum=self.base_momentum,
+            max_momentum=self.max_momentum,
+        )
+
+
+class Cosine(Schedule):
+    """:class:`BudgetSchedule` ``"cosine"``: from the optimizer's learning rates to 0 over the budget."""
+
+    def __call__(
+        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
+    ) -> BudgetSchedule:
+        return BudgetSchedule(optimizer, "cosine", total_steps, time_fraction)
+
+
+class MultiStep(Schedule):
+    """Step decay per epoch: the learning rate times ``gamma`` at each of the ``milestones`` epochs
+    (torch's ``MultiStepLR``)."""
+
+    interval = "epoch"
+    uses_budget = False
+
+    def __init__(self, milestones: Sequence[int] = (32, 40), gamma: float = 0.3) -> None:
+        self.milestones, self.gamma = [int(m) for m in milestones], float(gamma)
+
+    def __call__(
+        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
+    ) -> torch.optim.lr_scheduler.MultiStepLR:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), gamma=self.gamma)

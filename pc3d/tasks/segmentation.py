@@ -19,6 +19,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
+from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
@@ -26,10 +28,8 @@ from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
 from pc3d.tasks.hparams import legacy_segmentation_loss, save_task_hyperparameters
 from pc3d.tasks.interface import check_model_interface
-from pc3d.tasks.schedules import BudgetSchedule, trainer_budget
+from pc3d.tasks.schedules import OneCycle, Schedule
 from pc3d.tasks.seg_voting import tta_views, vote
-
-SCHEDULES = ("onecycle", "cosine", "none")
 
 
 class SegmentationModule(L.LightningModule):
@@ -40,14 +40,18 @@ class SegmentationModule(L.LightningModule):
             label the metrics skip.
         num_classes: classes of the logits (default: ``model.num_classes``).
         class_names: names for the per-class IoU table.
-        lr, weight_decay, betas: AdamW settings (Pointcept ScanNet: 0.006, 0.05).
+        optimizer: called with the parameter groups (``[{"params": other}, {"params": block}]``) to
+            make the optimizer; in YAML ``class_path: torch.optim.AdamW`` with ``init_args`` (default:
+            AdamW lr 0.006, weight decay 0.05, as Pointcept ScanNet).
         block_lr_scale: learning-rate factor for parameters whose name matches ``block_lr_pattern``
-            (Pointcept: 0.1 for the transformer/mixer blocks).
+            (Pointcept: 0.1 for the transformer/mixer blocks): their group's ``lr`` is the optimizer's
+            times this factor.
         block_lr_pattern: regex on parameter names selecting the block parameters.
-        schedule: ``"onecycle"`` (Pointcept) or ``"cosine"``, per step over the training budget: they
-            complete when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes
-            first (:class:`pc3d.tasks.schedules.BudgetSchedule`); or ``"none"``.
-        pct_start, div_factor, final_div_factor: OneCycle settings.
+        scheduler: a :class:`pc3d.tasks.schedules.Schedule`: :class:`~pc3d.tasks.schedules.OneCycle`
+            (default, Pointcept's pct_start 0.05, div 10, final div 1000) or
+            :class:`~pc3d.tasks.schedules.Cosine`, per step over the training budget: they complete
+            when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes first; or
+            ``None`` (constant learning rate).
         tta_rotations: test-time z-rotations in multiples of pi (Pointcept: 0, 0.5, 1, 1.5).
         tta_scales: test-time scales (Pointcept: 1, 0.95, 1.05).
         tta_flip: add one x-mirrored view.
@@ -60,15 +64,10 @@ class SegmentationModule(L.LightningModule):
         model: nn.Module,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
-        lr: float = 0.006,
-        weight_decay: float = 0.05,
-        betas: Sequence[float] = (0.9, 0.999),
+        optimizer: OptimizerCallable = lambda params: torch.optim.AdamW(params, lr=0.006, weight_decay=0.05),
         block_lr_scale: float = 0.1,
         block_lr_pattern: str = r"(^|\.)(enc|dec)\.\d+\.\d+\.",
-        schedule: str = "onecycle",
-        pct_start: float = 0.05,
-        div_factor: float = 10.0,
-        final_div_factor: float = 1000.0,
+        scheduler: Schedule | None = lazy_instance(OneCycle),
         tta_rotations: Sequence[float] = (0.0,),
         tta_scales: Sequence[float] = (1.0,),
         tta_flip: bool = False,
@@ -76,8 +75,10 @@ class SegmentationModule(L.LightningModule):
         print_class_table: bool = True,
     ) -> None:
         super().__init__()
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+        if scheduler is not None and not isinstance(scheduler, Schedule):
+            raise ValueError(
+                f"scheduler: expected a pc3d.tasks.schedules.Schedule (e.g. OneCycle) or None, got {scheduler!r}"
+            )
         num_classes = num_classes if num_classes is not None else getattr(model, "num_classes", None)
         if not num_classes or num_classes < 1:
             raise ValueError("num_classes: give it, or use a model with a positive num_classes attribute")
@@ -89,8 +90,9 @@ class SegmentationModule(L.LightningModule):
             )
         re.compile(block_lr_pattern)
         check_model_interface(model)
-        save_task_hyperparameters(self)
+        save_task_hyperparameters(self, ("model", "optimizer", "scheduler"))
         self.model = model
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
         self.ignore_index = int(getattr(model, "ignore_index", -1))
@@ -235,21 +237,12 @@ class SegmentationModule(L.LightningModule):
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 (block if pattern.search(name) else other).append(p)
-        groups = [{"params": other, "lr": hp.lr}]
+        groups = [{"params": other}]
         if block:
-            groups.append({"params": block, "lr": hp.lr * hp.block_lr_scale})
-        opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        if hp.schedule == "none":
+            groups.append({"params": block})
+        opt = self.optimizer(groups)
+        if block:
+            opt.param_groups[1]["lr"] = opt.param_groups[1]["lr"] * hp.block_lr_scale
+        if self.scheduler is None:
             return opt
-        total, time_fraction = trainer_budget(self._trainer)
-        warm = min(max(hp.pct_start, 2.0 / total), 0.5)  # a warm-up of >= 2 steps in short runs
-        sched = BudgetSchedule(
-            opt,
-            hp.schedule,
-            total,
-            time_fraction,
-            pct_start=warm,
-            div_factor=hp.div_factor,
-            final_div_factor=hp.final_div_factor,
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": self.scheduler.lr_scheduler_config(opt, self._trainer)}

@@ -14,6 +14,7 @@ from pc3d.data.scannet import (
     ScanNetDataModule,
     ScanNetDataset,
     SegCollate,
+    data_mean_sizes,
     load_scene,
 )
 from pc3d.tools import data_scannet
@@ -158,9 +159,7 @@ def test_det_batch_targets(root):
     check_offsets(b.box_offsets, b.boxes.shape[0], "box_offsets")
     assert b.boxes.shape == (44, 7) and b.box_labels.shape == (44,) and (b.boxes[:, 6] == 0).all()
     assert b.box_labels.min() >= 0 and b.box_labels.max() < 18
-    mean = torch.tensor(SCANNET_DET_MEAN_SIZES, dtype=torch.float32)
-    assert torch.equal(b.box["size_class"], b.box_labels)
-    torch.testing.assert_close(b.box["size_residual"], b.boxes[:, 3:6] - mean[b.box_labels])
+    assert not b.box  # no per-box targets: the head derives them from boxes and box_labels
     assert b.cloud["axis_align"].shape == (2, 4, 4)
     # height feature: ~0 at the floor
     assert abs(float(torch.quantile(b.feat[:8000, 0], 0.01))) < 0.05
@@ -177,11 +176,12 @@ def test_det_batch_targets(root):
 
 @pytest.mark.samples
 def test_det_mean_sizes_from_data_and_eval(root):
-    dm = _dm(root, task="det", mean_sizes="data", num_points=4000)
+    dm = _dm(root, task="det", num_points=4000)
+    mean_sizes = data_mean_sizes(root, [SCENE])  # the head's mean_sizes for this data
     raw = load_scene(root / "scans" / SCENE)
     bed = raw["boxes"][raw["box_labels"] == 1, 3:6].mean(0)
-    np.testing.assert_allclose(dm.mean_sizes[1], bed, rtol=1e-5)
-    np.testing.assert_allclose(dm.mean_sizes[16], SCANNET_DET_MEAN_SIZES[16])  # no bathtub: fallback
+    np.testing.assert_allclose(mean_sizes[1], bed, rtol=1e-5)
+    np.testing.assert_allclose(mean_sizes[16], SCANNET_DET_MEAN_SIZES[16])  # no bathtub: fallback
     v1, v2 = _first(dm.val_dataloader()), _first(dm.val_dataloader())
     assert torch.equal(v1.coord, v2.coord) and v1.coord.shape == (4000, 3)
 
@@ -190,8 +190,6 @@ def test_det_mean_sizes_from_data_and_eval(root):
 def test_bad_arguments(root):
     with pytest.raises(ValueError, match="task"):
         ScanNetDataModule(str(root), task="cls")
-    with pytest.raises(ValueError, match="mean_sizes"):
-        ScanNetDataModule(str(root), mean_sizes=[[1.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="not preprocessed"):
         ScanNetDataset(root, ["scene9999_00"])
     with pytest.raises(ValueError, match="split"):

@@ -10,7 +10,6 @@ from scipy.spatial.distance import pdist
 
 from pc3d.data.scannet.pipelines import SegAugParams, seg_train_pipeline
 from pc3d.data.transforms import (
-    BoxSizeTargets,
     CenterShift,
     ChromaticAutoContrast,
     ChromaticJitter,
@@ -268,7 +267,7 @@ def test_seg_pipeline_deterministic_under_seed():
     assert a["coord"].shape[0] <= 1500 and a["color"].min() >= -1 and a["color"].max() <= 1
 
 
-def test_height_vote_and_size_targets():
+def test_height_and_vote_targets():
     r = np.random.default_rng(0)
     coord = r.random((400, 3)).astype(np.float32)
     instance = np.repeat(np.arange(4), 100)
@@ -286,11 +285,3 @@ def test_height_vote_and_size_targets():
         np.testing.assert_allclose(
             coord[m] + v["vote_target"][m], np.broadcast_to(center, (m.sum(), 3)), atol=1e-6
         )
-    mean = np.ones((18, 3))
-    s = BoxSizeTargets(mean)(
-        {"boxes": np.array([[0, 0, 0, 2, 3, 4, 0]], np.float32), "box_labels": np.array([5])}, r
-    )
-    assert s["box_size_class"].tolist() == [5]
-    np.testing.assert_allclose(s["box_size_residual"], [[1, 2, 3]])
-    with pytest.raises(ValueError, match="box_labels"):
-        BoxSizeTargets(mean)({"boxes": np.zeros((1, 7), np.float32), "box_labels": np.array([18])}, r)

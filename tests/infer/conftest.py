@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,26 @@ TINY_POINTFORMER_VOTENET = [
 ]
 
 
+def data_mean_sizes_arg(root: Path) -> str:
+    """The head's ``mean_sizes`` for the data under ``root``: its train split's per-class means."""
+    from pc3d.data.scannet import data_mean_sizes
+    from pc3d.data.scannet.dataset import resolve_scenes
+
+    sizes = data_mean_sizes(root, resolve_scenes(root, "train", None))
+    return f"--model.init_args.model.init_args.head.init_args.mean_sizes={json.dumps(sizes)}"
+
+
 @pytest.fixture(scope="session")
 def indoor_det_ckpt(scannet_data, tmp_path_factory) -> Path:
     """A tiny Pointformer + VoteNet (pointformer_demo_scannet.yaml, 1024 points) after two training
     steps on scene0000_00."""
     run_dir = tmp_path_factory.mktemp("infer_indoor_det_run")
-    return _fit("pointformer_demo_scannet.yaml", scannet_data, run_dir, TINY_POINTFORMER_VOTENET)
+    return _fit(
+        "pointformer_demo_scannet.yaml",
+        scannet_data,
+        run_dir,
+        [*TINY_POINTFORMER_VOTENET, data_mean_sizes_arg(scannet_data)],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +144,7 @@ def indoor_color_det_ckpt(scannet_data, tmp_path_factory) -> Path:
         run_dir,
         [
             *TINY_POINTFORMER_VOTENET,
+            data_mean_sizes_arg(scannet_data),
             "--data.init_args.use_color_det=true",
             "--model.init_args.model.init_args.feat_channels=[0, 1, 2, 3]",
             "--model.init_args.model.init_args.backbone.init_args.in_channels=4",

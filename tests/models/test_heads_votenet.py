@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pc3d.data.batch import PointBatch
-from pc3d.models.heads import SCANNET_MEAN_SIZES, VoteNetHead, class_mean_sizes
+from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES as SCANNET_MEAN_SIZES
+from pc3d.models.heads import VoteNetHead, class_mean_sizes
 from pc3d.models.heads.common import angle_to_class, class_to_angle
 from pc3d.models.pointformer import Pointformer
 from pc3d.models.pointformer_votenet import PointformerVoteNet
@@ -76,7 +77,7 @@ def tiny_detector(refine: bool = False) -> PointformerVoteNet:
         proposal_channels=(32,),
         min_points=0,
     )
-    return PointformerVoteNet(bb, head)
+    return PointformerVoteNet(bb, head=head)
 
 
 def test_vote_targets_follow_refined_seeds():
@@ -240,9 +241,9 @@ def test_real_scene_vote_targets_and_loss(samples_dir, tmp_path):
         fp_channels=((32, 32), (32, 32)),
         refine=True,
     )
-    head = VoteNetHead(num_classes=18, in_channels=32, vote_channels=(32,), num_proposals=64, agg_channels=(32, 32),
-                       proposal_channels=(32,))  # fmt: skip
-    det = PointformerVoteNet(bb, head, feat_channels=[0])
+    head = VoteNetHead(num_classes=18, in_channels=32, mean_sizes=SCANNET_MEAN_SIZES, vote_channels=(32,),
+                       num_proposals=64, agg_channels=(32, 32), proposal_channels=(32,))  # fmt: skip
+    det = PointformerVoteNet(bb, head=head, feat_channels=[0])
     out = det(batch)
     center, mask = det.head.vote_targets(
         out["seed_xyz"],

@@ -31,7 +31,7 @@ def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path, one_thread):
     gt_boxes = torch.from_numpy(conv["arrays"]["boxes"])
     gt_labels = torch.from_numpy(conv["arrays"]["box_labels"])
     assert len(gt_boxes) == 22 and len(set(gt_labels.tolist())) == 13
-    # size clusters from the training data (the recipe's mean_sizes_from_data), here the scene itself
+    # size clusters from the training data (the demo config's mean_sizes), here the scene itself
     means = data_mean_sizes(tmp_path, [SCENE])
     # stage "val": no augmentation, one fixed random subsample of the 81k vertices
     ds = ScanNetDataset(
@@ -40,7 +40,6 @@ def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path, one_thread):
         task="det",
         stage="val",
         det_aug=DetAugParams(num_points=10000),
-        mean_sizes=means,
     )
     batch = PointBatch.collate([ds[0]])
     torch.testing.assert_close(batch.boxes, gt_boxes)
@@ -72,7 +71,7 @@ def test_overfit_real_scannet_scene_map25(samples_dir, tmp_path, one_thread):
         agg_channels=(64, 64),
         proposal_channels=(64,),
     )
-    det = PointformerVoteNet(bb, head, feat_channels=[0])  # height above the floor only
+    det = PointformerVoteNet(bb, head=head, feat_channels=[0])  # height above the floor only
     steps = 400
     opt = torch.optim.AdamW(det.parameters(), lr=1.5e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)

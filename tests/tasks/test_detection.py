@@ -13,6 +13,7 @@ from pc3d.models.heads import VoteNetHead
 from pc3d.models.pointformer import Pointformer
 from pc3d.models.pointformer_votenet import PointformerVoteNet
 from pc3d.tasks.detection import DetectionModule
+from pc3d.tasks.schedules import MultiStep
 
 MEANS = ((0.6, 0.6, 0.8), (1.2, 0.5, 0.5))
 
@@ -70,7 +71,7 @@ def module(**kw) -> DetectionModule:
     )
     kw.setdefault("class_names", ["box", "bar"])
     kw.setdefault("metric", IndoorMAP())
-    return DetectionModule(PointformerVoteNet(bb, head), **kw)
+    return DetectionModule(PointformerVoteNet(bb, head=head), **kw)
 
 
 @pytest.mark.slow
@@ -78,7 +79,9 @@ def test_fit_validate_predict():
     torch.manual_seed(0)
     data = [scene(i) for i in range(4)]
     loader = DataLoader(data, batch_size=2, collate_fn=PointBatch.collate)
-    mod = module(lr=3e-3, milestones=(100,))
+    mod = module(
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=0.1), scheduler=MultiStep((100,))
+    )
     trainer = L.Trainer(
         max_epochs=3,
         accelerator="cpu",
@@ -113,7 +116,8 @@ def test_optimizer_recipe():
     assert opt.defaults["lr"] == 2e-3 and opt.defaults["weight_decay"] == 0.1
     assert isinstance(sched, torch.optim.lr_scheduler.MultiStepLR)
     assert dict(sched.milestones) == {32: 1, 40: 1} and sched.gamma == 0.3
-    assert isinstance(module(optimizer="sgd", schedule="none").configure_optimizers(), torch.optim.SGD)
+    sgd = module(optimizer=lambda p: torch.optim.SGD(p, lr=2e-3, momentum=0.9), scheduler=None)
+    assert isinstance(sgd.configure_optimizers(), torch.optim.SGD)
 
 
 def test_bad_arguments():
@@ -127,22 +131,14 @@ def test_bad_arguments():
         DetectionModule(torch.nn.Linear(2, 2))
 
 
-def test_mean_sizes_from_datamodule():
+def test_labels_outside_the_heads_classes_are_a_clear_error():
+    """The head's mean_sizes come from the config; data with more classes stops the loss with one line."""
     mod = module()
-
-    class DM(L.LightningDataModule):
-        mean_sizes = [[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]
-
-    class FakeTrainer:
-        datamodule = DM()
-
-    mod._trainer = FakeTrainer()
-    mod.setup("fit")
-    torch.testing.assert_close(mod.model.head.mean_sizes, torch.tensor(DM.mean_sizes))
-    DM.mean_sizes = [[1.0, 2.0, 3.0]]
-    with pytest.raises(ValueError, match="mean_sizes"):
-        mod.setup("fit")
-    mod._trainer = None
+    sample = scene(0)
+    sample["box_labels"] = torch.tensor([0, 2])
+    batch = PointBatch.collate([sample])
+    with pytest.raises(ValueError, match=r"box_labels: class ids 0\.\.2 do not fit the head's 2 classes"):
+        mod.model.loss(mod.model(batch), batch)
 
 
 @pytest.mark.samples

@@ -122,7 +122,7 @@ def test_validation_scores_full_resolution_through_inverse():
 
 
 def test_optimizer_groups_and_onecycle(tmp_path):
-    task = _task(lr=0.01, block_lr_scale=0.1)
+    task = _task(optimizer=lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05), block_lr_scale=0.1)
     trainer = L.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0)  # fmt: skip
     loader = DataLoader([_batch([1, 2]) for _ in range(4)], batch_size=None)
@@ -133,7 +133,7 @@ def test_optimizer_groups_and_onecycle(tmp_path):
     assert {id(p) for p in opt.param_groups[1]["params"]} == block_ids
     sched = trainer.lr_scheduler_configs[0].scheduler
     assert isinstance(sched, BudgetSchedule) and sched.shape == "onecycle" and sched.total_steps == 4
-    hp = task.hparams  # the 4-step budget is used up: the schedule ended at its final learning rate
+    hp = task.scheduler  # the 4-step budget is used up: the schedule ended at its final learning rate
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 / hp.div_factor / hp.final_div_factor)
     assert opt.param_groups[1]["initial_lr"] == pytest.approx(opt.param_groups[0]["initial_lr"] * 0.1)
 
@@ -157,7 +157,7 @@ def test_lightning_fit_validate_test_predict(tmp_path):
 
 def test_rejects_bad_configuration():
     with pytest.raises(ValueError, match="schedule"):
-        _task(schedule="linear")
+        _task(scheduler="linear")
     with pytest.raises(ValueError, match="class_names"):
         _task(class_names=["a"])
 

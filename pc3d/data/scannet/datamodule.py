@@ -17,7 +17,6 @@ from pc3d.data.scannet.dataset import (
     ScanNetDataset,
     SegCollate,
     collate_fragments,
-    resolve_scenes,
 )
 from pc3d.data.scannet.pipelines import TEST_VIEWS, DetAugParams, SegAugParams
 from pc3d.data.scannet.preprocess import load_scene
@@ -72,11 +71,10 @@ class ScanNetDataModule(L.LightningDataModule):
     x/y flips (``det_flip_p``), z-rotation ``U(-det_rotate_deg, det_rotate_deg)`` degrees;
     ``point["vote_target"] (N,3)`` (instance centre minus point), ``point["vote_mask"] (N,) bool``,
     ``point["instance"]``, ``point["segment"]`` (20-class), ``boxes (M,7)`` (yaw 0),
-    ``box_labels (M,)`` (0..17), ``box["size_class"] (M,)``, ``box["size_residual"] (M,3)``
-    (size minus ``mean_sizes[class]``), ``cloud["axis_align"] (B,4,4)``. ``mean_sizes``:
-    ``"mmdet3d"`` (the shipped ScanNet train means), ``"data"`` (means of the train split's boxes,
-    mmdet3d values for classes without boxes) or an explicit ``(18, 3)`` list; the resolved
-    value is ``self.mean_sizes`` after :meth:`setup`.
+    ``box_labels (M,)`` (0..17), ``cloud["axis_align"] (B,4,4)``. The VoteNet head's per-class
+    ``mean_sizes`` are its own argument: ScanNet's train means
+    (:data:`~pc3d.data.scannet.classes.SCANNET_DET_MEAN_SIZES`) or those of other data by
+    :func:`data_mean_sizes`.
 
     Workers start with ``multiprocessing_context="spawn"`` by default: numba's OpenMP threading
     layer (used by the point kernels) aborts a process forked after it ran; use
@@ -130,15 +128,12 @@ class ScanNetDataModule(L.LightningDataModule):
         det_rotate_deg: float = 5.0,
         det_scale: tuple[float, float] = (1.0, 1.0),
         use_color_det: bool = False,
-        mean_sizes: str | list[list[float]] = "mmdet3d",
     ):
         super().__init__()
         if task not in ("seg", "det"):
             raise ValueError(f"task: expected 'seg' or 'det', got {task!r}")
         if batch_size < 1 or val_batch_size < 1:
             raise ValueError(f"batch_size/val_batch_size: must be >= 1, got {batch_size}/{val_batch_size}")
-        if isinstance(mean_sizes, str) and mean_sizes not in ("mmdet3d", "data"):
-            raise ValueError(f"mean_sizes: expected 'mmdet3d', 'data' or an (18, 3) list, got {mean_sizes!r}")
         if test_views not in TEST_VIEWS:
             raise ValueError(f"test_views: expected one of {TEST_VIEWS}, got {test_views!r}")
         self.save_hyperparameters()
@@ -166,13 +161,6 @@ class ScanNetDataModule(L.LightningDataModule):
         )
         self.use_color_det = use_color_det
         self.test_views = test_views
-        self._mean_sizes_arg = mean_sizes
-        self.mean_sizes: list[list[float]] | None = None
-        if not isinstance(mean_sizes, str):
-            arr = np.asarray(mean_sizes, dtype=np.float64)
-            if arr.shape != (len(SCANNET_DET_MEAN_SIZES), 3):
-                raise ValueError(f"mean_sizes: expected shape (18, 3), got {arr.shape}")
-            self.mean_sizes = arr.tolist()
         self.datasets: dict[str, ScanNetDataset] = {}
 
     @property
@@ -180,15 +168,6 @@ class ScanNetDataModule(L.LightningDataModule):
         if self.task == "det":
             return len(SCANNET_DET_MEAN_SIZES)
         return 20 if self.segment_key == "segment20" else 200
-
-    def _resolve_mean_sizes(self) -> list[list[float]]:
-        if self.mean_sizes is None:
-            if self._mean_sizes_arg == "data":
-                scenes = resolve_scenes(self.root, self.splits["train"], self.max_scenes)
-                self.mean_sizes = data_mean_sizes(self.root, scenes)
-            else:
-                self.mean_sizes = [list(m) for m in SCANNET_DET_MEAN_SIZES]
-        return self.mean_sizes
 
     def _dataset(self, stage: str) -> ScanNetDataset:
         if stage not in self.datasets:
@@ -203,7 +182,6 @@ class ScanNetDataModule(L.LightningDataModule):
                 segment_key=self.segment_key,
                 seg_aug=self.seg_aug,
                 det_aug=self.det_aug,
-                mean_sizes=self._resolve_mean_sizes() if self.task == "det" else SCANNET_DET_MEAN_SIZES,
                 use_color_det=self.use_color_det,
                 test_views=self.test_views,
             )
@@ -220,8 +198,6 @@ class ScanNetDataModule(L.LightningDataModule):
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for s in wanted.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             self._dataset(s)
-        if self.task == "det":
-            self._resolve_mean_sizes()
 
     def _loader(self, ds, batch_size, sampler=None, collate=PointBatch.collate) -> DataLoader:
         return DataLoader(

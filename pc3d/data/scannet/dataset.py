@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pc3d.data.batch import PointBatch
-from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES, segment20_to_det_class
+from pc3d.data.scannet.classes import segment20_to_det_class
 from pc3d.data.scannet.pipelines import (
     DetAugParams,
     SegAugParams,
@@ -165,7 +165,6 @@ class ScanNetDataset(Dataset):
         segment_key: str = "segment20",
         seg_aug: SegAugParams | None = None,
         det_aug: DetAugParams | None = None,
-        mean_sizes: Sequence[Sequence[float]] = SCANNET_DET_MEAN_SIZES,
         use_color_det: bool = False,
         test_views: str = "single",
     ):
@@ -183,7 +182,6 @@ class ScanNetDataset(Dataset):
         self.segment_key = segment_key
         self.seg_aug = seg_aug or SegAugParams()
         self.det_aug = det_aug or DetAugParams()
-        self.mean_sizes = [list(map(float, m)) for m in mean_sizes]
         self.use_color_det = use_color_det
         if task == "seg":
             if stage == "train":
@@ -193,9 +191,9 @@ class ScanNetDataset(Dataset):
             else:
                 self.test_pipeline = SegTestPipeline(self.seg_aug.grid_size, test_views)
         elif stage == "train":
-            self.transform = det_train_pipeline(self.det_aug, self.mean_sizes)
+            self.transform = det_train_pipeline(self.det_aug)
         else:
-            self.transform = det_eval_pipeline(self.det_aug.num_points, self.mean_sizes)
+            self.transform = det_eval_pipeline(self.det_aug.num_points)
 
     def __len__(self) -> int:
         return len(self.scenes) * self.loop
@@ -263,7 +261,6 @@ class ScanNetDataset(Dataset):
             },
             "boxes": data["boxes"],
             "box_labels": data["box_labels"],
-            "box": {"size_class": data["box_size_class"], "size_residual": data["box_size_residual"]},
             "cloud": {"axis_align": torch.from_numpy(np.asarray(data["axis_align"], np.float32))},
         }
 

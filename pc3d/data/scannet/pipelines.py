@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pc3d.data.transforms import (
-    BoxSizeTargets,
     CenterShift,
     ChromaticAutoContrast,
     ChromaticJitter,
@@ -133,14 +132,14 @@ class DetAugParams:
     scale: tuple[float, float] = (1.0, 1.0)
 
 
-def det_train_pipeline(p: DetAugParams, mean_sizes: Sequence[Sequence[float]]) -> Compose:
+def det_train_pipeline(p: DetAugParams) -> Compose:
     ts = [HeightFeature(), PointSample(p.num_points), RandomFlip(p.flip_p)]
     if p.rotate_deg > 0:
         r = p.rotate_deg / 180.0
         ts.append(RandomRotate((-r, r), axis="z", center=(0.0, 0.0, 0.0), p=1.0))
     if tuple(p.scale) != (1.0, 1.0):
         ts.append(RandomScale(p.scale))
-    ts += [VoteTargets(), BoxSizeTargets(mean_sizes)]
+    ts.append(VoteTargets())
     return Compose(ts)
 
 
@@ -150,6 +149,6 @@ def det_input_pipeline(num_points: int) -> Compose:
     return Compose([HeightFeature(), PointSample(num_points)])
 
 
-def det_eval_pipeline(num_points: int, mean_sizes: Sequence[Sequence[float]]) -> Compose:
-    """:func:`det_input_pipeline` followed by the vote and box-size targets."""
-    return Compose([*det_input_pipeline(num_points).transforms, VoteTargets(), BoxSizeTargets(mean_sizes)])
+def det_eval_pipeline(num_points: int) -> Compose:
+    """:func:`det_input_pipeline` followed by the vote targets."""
+    return Compose([*det_input_pipeline(num_points).transforms, VoteTargets()])

@@ -30,10 +30,9 @@ from pc3d.data.transforms.geometric import (
     rotation_matrix,
 )
 from pc3d.data.transforms.sampling import GridSample, PointSample, RandomDropout, SphereCrop, grid_coord_of
-from pc3d.data.transforms.votenet import BoxSizeTargets, HeightFeature, VoteTargets, instance_centers
+from pc3d.data.transforms.votenet import HeightFeature, VoteTargets, instance_centers
 
 __all__ = [
-    "BoxSizeTargets",
     "CenterShift",
     "ChromaticAutoContrast",
     "ChromaticJitter",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from pc3d.data.transforms.base import Sample
@@ -72,31 +70,3 @@ class VoteTargets:
 
     def __repr__(self) -> str:
         return "VoteTargets()"
-
-
-class BoxSizeTargets:
-    """Size-cluster targets (mmdetection3d ``PartialBinBasedBBoxCoder.encode``, one cluster per class).
-
-    Adds ``box_size_class (K,) int64`` (= the label) and ``box_size_residual (K, 3) float32``
-    ``= (dx, dy, dz) - mean_sizes[label]`` (unnormalised; divide by the mean size for the loss).
-    """
-
-    def __init__(self, mean_sizes: Sequence[Sequence[float]]):
-        self.mean_sizes = np.asarray(mean_sizes, dtype=np.float32)
-        if self.mean_sizes.ndim != 2 or self.mean_sizes.shape[1] != 3:
-            raise ValueError(
-                f"BoxSizeTargets.mean_sizes: expected (num_classes, 3), got {self.mean_sizes.shape}"
-            )
-
-    def __call__(self, data: Sample, rng: np.random.Generator) -> Sample:
-        labels = data["box_labels"].astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= len(self.mean_sizes)):
-            raise ValueError(
-                f"box_labels: expected values in [0, {len(self.mean_sizes)}), got {labels.min()}..{labels.max()}"
-            )
-        data["box_size_class"] = labels
-        data["box_size_residual"] = (data["boxes"][:, 3:6] - self.mean_sizes[labels]).astype(np.float32)
-        return data
-
-    def __repr__(self) -> str:
-        return f"BoxSizeTargets(num_classes={len(self.mean_sizes)})"

@@ -1,6 +1,6 @@
 """Detection heads: VoteNet (indoor) and PointRCNN-style (outdoor)."""
 
 from .common import class_mean_sizes
-from .votenet import SCANNET_MEAN_SIZES, VoteNetHead
+from .votenet import VoteNetHead
 
-__all__ = ["SCANNET_MEAN_SIZES", "VoteNetHead", "class_mean_sizes"]
+__all__ = ["VoteNetHead", "class_mean_sizes"]

@@ -9,13 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
-
 from .common import angle_to_class, box_ops, class_to_angle, mlp, point_ops, segments
-
-#: Class mean sizes (dx, dy, dz) of the 18 ScanNet detection classes (mmdet3d ``scannet_means.npz``), in
-#: ``SCANNET_DET_CLASSES`` order; defined once in :mod:`pc3d.data.scannet.classes`.
-SCANNET_MEAN_SIZES: tuple[tuple[float, float, float], ...] = SCANNET_DET_MEAN_SIZES
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "vote": 10.0,
@@ -39,8 +33,11 @@ class VoteNetHead(nn.Module):
     ``dir_class (P,NH)``, ``dir_res_norm (P,NH)``, ``size_class (P,NS)``, ``size_res_norm (P,NS,3)``,
     ``sem (P,num_classes)``.
 
-    One size cluster per class (``mean_sizes (num_classes, 3)``, e.g. :data:`SCANNET_MEAN_SIZES` or
-    :func:`~pc3d.models.heads.common.class_mean_sizes` of the training boxes). Proposals: D-FPS on
+    One size cluster per class: ``mean_sizes (num_classes, 3)``, the dataset's per-class mean box sizes
+    in its class order, a required argument (e.g. ScanNet's
+    :data:`pc3d.data.scannet.classes.SCANNET_DET_MEAN_SIZES`, given in the ScanNet configs, or
+    :func:`~pc3d.models.heads.common.class_mean_sizes` of the training boxes); the loss stops with a
+    clear error when the data's class ids do not fit them. Proposals: D-FPS on
     votes in training (``sample_mode_train``) and on seeds at test (``sample_mode_test``), ball query
     of ``agg_radius`` / ``agg_samples`` over votes with xyz normalised by the radius, PointNet MLP,
     max-pool, then a proposal MLP. Losses follow mmdet3d's VoteNet (weights ``loss_weights``): vote
@@ -52,7 +49,8 @@ class VoteNetHead(nn.Module):
         self,
         num_classes: int = 18,
         in_channels: int = 256,
-        mean_sizes: Sequence[Sequence[float]] = SCANNET_MEAN_SIZES,
+        *,
+        mean_sizes: Sequence[Sequence[float]],
         num_heading_bins: int = 1,
         with_rot: bool = False,
         vote_channels: Sequence[int] = (256, 256),
@@ -218,6 +216,11 @@ class VoteNetHead(nn.Module):
 
         pos = obj_t.float()
         bw = pos / (pos.sum() + eps)
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
+            raise ValueError(
+                f"box_labels: class ids {int(labels.min())}..{int(labels.max())} do not fit the head's "
+                f"{self.num_classes} classes (mean_sizes has one row per class of the data, in its order)"
+            )
         if len(boxes):
             tgt = boxes[assign]
             tlab = labels[assign].long()
