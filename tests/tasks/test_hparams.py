@@ -46,3 +46,18 @@ def test_changed_loss_settings_move_to_the_network_criterion():
 def test_changed_loss_settings_without_a_network_configuration_fail_clearly():
     with pytest.raises(ValueError, match="criterion"):
         upgrade_hyperparameters({"ce_weight": 2.0, "lr": 0.1})
+
+
+def test_an_old_segmentation_task_gets_todays_optimizer_schedule_and_criterion_at_once():
+    old = {**OLD_SEG, "ce_weight": 0.5, "schedule": "onecycle", "final_div_factor": 100.0, "weight_decay": 0.05}
+    new = upgrade_hyperparameters(old)
+    assert new["optimizer"] == {
+        "class_path": "torch.optim.AdamW",
+        "init_args": {"lr": 0.005, "weight_decay": 0.05, "betas": [0.9, 0.999]},
+    }
+    assert new["scheduler"] == {
+        "class_path": "pc3d.tasks.schedules.OneCycle",
+        "init_args": {"final_div_factor": 100.0},
+    }
+    assert new["model"]["init_args"]["criterion"]["init_args"] == {"ce_weight": 0.5}
+    assert not {"lr", "schedule", "ce_weight", "color_in_feat", "final_div_factor"} & set(new)
