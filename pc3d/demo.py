@@ -179,8 +179,8 @@ def render(npz_dir: Path, out_dir: Path, view: str, min_score: float, limit: int
 MIN_SCORE = 0.5
 
 #: Training budgets of the main job, in optimizer steps (the learning-rate schedules anneal over them).
-SEG_STEPS = 450
-DET_STEPS = 520
+SEG_STEPS = 600
+DET_STEPS = 600
 
 HEADLINE = ("test/mIoU", "test/mAcc", "test/allAcc", "test/map_25", "test/map_50")
 
