@@ -49,7 +49,13 @@ def test_changed_loss_settings_without_a_network_configuration_fail_clearly():
 
 
 def test_an_old_segmentation_task_gets_todays_optimizer_schedule_and_criterion_at_once():
-    old = {**OLD_SEG, "ce_weight": 0.5, "schedule": "onecycle", "final_div_factor": 100.0, "weight_decay": 0.05}
+    old = {
+        **OLD_SEG,
+        "ce_weight": 0.5,
+        "schedule": "onecycle",
+        "final_div_factor": 100.0,
+        "weight_decay": 0.05,
+    }
     new = upgrade_hyperparameters(old)
     assert new["optimizer"] == {
         "class_path": "torch.optim.AdamW",
