@@ -6,6 +6,10 @@ import os
 # threads of one runtime spin while the other works: a train step mixing numba point ops and
 # torch ops measured 13x slower on 2 cores. Must be set before torch starts its thread pool.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numba tries TBB first by default; Open3D loads an older TBB of its own, and numba then warns that it
+# disables TBB in every process that imported Open3D first. Asking for OpenMP first selects the same
+# layer without the warning. Read when numba is imported.
+os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
 
 __version__ = "0.1.0"
 

@@ -80,10 +80,14 @@ class Renderer:
         if other is not None and other is not self:
             other.close()
         setup_headless_env()
+        import open3d as o3d
         from open3d.visualization import rendering
 
         try:
-            r = rendering.OffscreenRenderer(self.width, self.height)
+            # Without a display Open3D warns that X11 failed and it falls back to headless, which is
+            # what this renderer asks for; errors still show.
+            with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+                r = rendering.OffscreenRenderer(self.width, self.height)
         except Exception as e:  # Open3D raises RuntimeError subclasses without a common type
             raise RuntimeError(
                 f"Open3D's OffscreenRenderer could not start ({e}). Headless rendering needs EGL or Vulkan: "

@@ -1,0 +1,41 @@
+"""What ``import pc3d`` sets for the processes that use it (README, "Runtime settings")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import warnings
+warnings.simplefilter("error")  # any warning fails the run
+import pc3d
+import open3d  # bundles an older TBB than numba accepts
+import numba
+import numpy as np
+
+@numba.njit(parallel=True)
+def total(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    return s
+
+assert total(np.ones(100)) == 100.0
+print(numba.threading_layer())
+"""
+
+
+def test_numba_picks_openmp_without_warning_after_open3d():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == "omp"
+    assert "NumbaWarning" not in res.stderr
+
+
+def test_a_chosen_threading_layer_priority_is_kept():
+    env = {**os.environ, "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb"}
+    code = "import pc3d, os; print(os.environ['NUMBA_THREADING_LAYER_PRIORITY'])"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "workqueue omp tbb", res.stderr[-2000:]
