@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if raw[:1] == ["demo"]:
         from pc3d.demo import main as demo_main
 
-        return demo_main(raw[1:])
+        return demo_main(raw[1:], command_line=from_command_line)
     if raw[:1] == ["infer"]:
         from pc3d.infer.cli import main as infer_main
 

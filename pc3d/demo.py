@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -182,9 +183,13 @@ MIN_SCORE = 0.5
 SEG_STEPS = 600
 DET_STEPS = 600
 
-#: The main job's own settings of each task, on top of its config and before the user's ``--override``s:
-#: MEEPO trains on 7,500-point crops (the config's 10,000 suit its longer schedule), so that both tasks
-#: finish at about the same time when they run side by side.
+#: The shipped config of each task.
+DEFAULT_CONFIGS = {"seg": "meepo_demo.yaml", "det": "pointformer_demo_kitti.yaml"}
+
+#: The main job's own settings of each task, on top of its shipped config (not of a ``--seg-config``/
+#: ``--det-config`` of the user's) and before the user's ``--override``s: MEEPO trains on 7,500-point
+#: crops (the config's 10,000 suit its longer schedule), so that both tasks finish at about the same
+#: time when they run side by side.
 TASK_OVERRIDES = {"seg": ["--data.init_args.sphere_crop_points=7500"], "det": []}
 
 HEADLINE = ("test/mIoU", "test/mAcc", "test/allAcc", "test/map_25", "test/map_50")
@@ -266,9 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument(
-        "--seg-config", default="meepo_demo.yaml", help="segmentation config (shipped name or path)"
+        "--seg-config",
+        default=DEFAULT_CONFIGS["seg"],
+        help="segmentation config (shipped name or path); with the shipped one the demo trains on "
+        "7,500-point crops",
     )
-    parser.add_argument("--det-config", default="pointformer_demo_kitti.yaml", help="detection config")
+    parser.add_argument("--det-config", default=DEFAULT_CONFIGS["det"], help="detection config")
     parser.add_argument(
         "--tasks",
         nargs="+",
@@ -358,7 +366,8 @@ def run_tasks(args: argparse.Namespace, work: Path, clock: StageClock) -> tuple[
     for task in dict.fromkeys(args.tasks):
         name, formats, view = TASKS[task]
         config, root, steps = plans[task]
-        overrides = [*TASK_OVERRIDES[task], *args.override]
+        own = TASK_OVERRIDES[task] if config == DEFAULT_CONFIGS[task] else []
+        overrides = [*own, *args.override]
         metrics, npz = run_task(
             name, config, root, work, formats, overrides, steps, args.predict_batches, clock
         )
@@ -368,12 +377,41 @@ def run_tasks(args: argparse.Namespace, work: Path, clock: StageClock) -> tuple[
     return results, pictures
 
 
-def _relay(stream: Any, prefix: str, log: Path) -> None:
-    """Print a child's output lines with ``prefix`` as they come, and keep them in ``log``."""
-    with open(log, "w", encoding="utf-8") as f:
+def relay(stream: Any, prefix: str, log: Path) -> None:
+    """Print a child's output lines with ``prefix`` as they come, and keep them in ``log``.
+
+    Reads ``stream`` to its end whatever happens to the terminal or the log, so that the child never
+    blocks on a full pipe.
+    """
+    try:
+        f = open(log, "w", encoding="utf-8")
+    except OSError as e:
+        print(f"pc3d demo: cannot write {log} ({e}); the output of {prefix.strip(' |')} goes only here")
+        f = None
+    terminal = True
+    try:
         for line in stream:
-            f.write(line)
-            print(f"{prefix}{line}", end="", flush=True)
+            if f is not None:
+                f.write(line)
+                f.flush()
+            if terminal:
+                try:
+                    print(f"{prefix}{line}", end="", flush=True)
+                except (BrokenPipeError, OSError):  # e.g. `pc3d demo | head`: the log still gets it
+                    terminal = False
+    finally:
+        if f is not None:
+            f.close()
+
+
+def describe_exit(code: int) -> str:
+    """``"exit 1"``, or ``"killed by SIGKILL"`` for a child that a signal ended."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 def run_side_by_side(
@@ -384,7 +422,7 @@ def run_side_by_side(
 
     Returns the metrics, the pictures and the names of the tasks that failed.
     """
-    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(args.threads))}
+    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(args.threads)), "PYTHONUNBUFFERED": "1"}
     width = max(len(TASKS[t][0]) for t in args.tasks)
     pending = list(dict.fromkeys(args.tasks))
     running: list[tuple[str, subprocess.Popen, threading.Thread, Path]] = []
@@ -399,14 +437,25 @@ def run_side_by_side(
         cmd = [sys.executable, "-m", "pc3d.demo", *argv, "--tasks", task, "--report", str(report),
                "--override=--trainer.enable_progress_bar=false"]  # fmt: skip
         proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
         )
-        relay = threading.Thread(
-            target=_relay, args=(proc.stdout, f"{name:<{width}} | ", run_dir / "demo.log"), daemon=True
+        reader = threading.Thread(
+            target=relay, args=(proc.stdout, f"{name:<{width}} | ", run_dir / "demo.log"), daemon=True
         )
-        relay.start()
-        running.append((task, proc, relay, report))
+        reader.start()
+        running.append((task, proc, reader, report))
 
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None  # stop the tasks too
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -414,12 +463,21 @@ def run_side_by_side(
             time.sleep(0.2)
             for entry in [e for e in running if e[1].poll() is not None]:
                 running.remove(entry)
-                task, proc, relay, report = entry
-                relay.join()
+                task, proc, reader, report = entry
+                reader.join()
                 finished.append((task, proc.returncode, report))
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for _, proc, _, _ in running:  # interrupted: no orphan keeps training
             proc.terminate()
+        for _, proc, reader, _ in running:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=5)
 
     results: dict[str, dict[str, float]] = {}
     pictures: list[Path] = []
@@ -429,11 +487,12 @@ def run_side_by_side(
         name = TASKS[task][0]
         if code != 0 or not report.is_file():
             log = work / "runs" / name / "demo.log"
-            print(f"pc3d demo: the {name} task failed (exit {code}); its output is in {log}", file=sys.stderr)
+            how = describe_exit(code) if code != 0 else "exit 0 without its report"
+            print(f"pc3d demo: the {name} task failed ({how}); its output is in {log}", file=sys.stderr)
             failed.append(name)
             continue
         reports[task] = json.loads(report.read_text())
-    for task in args.tasks:  # stages and results in the order the tasks were asked for
+    for task in dict.fromkeys(args.tasks):  # stages and results in the order the tasks were asked for
         if task in reports:
             rep = reports[task]
             clock.times += [(title, sec) for title, sec in rep["stages"]]
@@ -442,15 +501,21 @@ def run_side_by_side(
     return results, pictures, failed
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, command_line: bool | None = None) -> int:
+    """``pc3d demo``. Run from the command line (``command_line``, by default ``argv is None``), a
+    process that trains first re-runs itself with every thread pool sized; called from Python it
+    trains in the caller's process with the pools it has."""
+    command_line = argv is None if command_line is None else command_line
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     tasks = list(dict.fromkeys(args.tasks))
     jobs = args.jobs or default_jobs(tasks, args.threads, available_cores())
-    side_by_side = args.report is None and jobs > 1 and len(tasks) > 1
-    if not side_by_side:  # this process trains: size its thread pools before they start
+    # Two or more tasks always run in processes of their own (``jobs`` at a time), so that one that
+    # fails does not stop the others; a single task trains in this process.
+    separate = args.report is None and len(tasks) > 1
+    if not separate:  # this process trains: size its thread pools before they start
         env = thread_environment(args.threads, dict(os.environ))
-        if env is not None:
+        if env is not None and command_line:
             os.execve(sys.executable, [sys.executable, "-m", "pc3d.demo", *argv], env)
         set_threads(args.threads)
     work: Path = args.workdir.resolve()
@@ -465,16 +530,17 @@ def main(argv: list[str] | None = None) -> int:
 
     make_data(args, work / "raw", work / "data", clock)
     failed: list[str] = []
-    if side_by_side:
-        print(f"\n=== pc3d demo: {' and '.join(TASKS[t][0] for t in tasks)} side by side, "
+    how = f"{len(tasks)} tasks side by side" if jobs > 1 else "one task at a time"
+    if separate:
+        print(f"\n=== pc3d demo: {' and '.join(TASKS[t][0] for t in tasks)}, {how}, one process and "
               f"{args.threads} thread(s) each", flush=True)  # fmt: skip
         results, pictures, failed = run_side_by_side(args, argv, work, jobs, clock)
     else:
+        how = "one task"
         results, pictures = run_tasks(args, work, clock)
 
     summary = work / "metrics.json"
     write_text(summary, json.dumps(results, indent=2, sort_keys=True))
-    how = f"{len(tasks)} tasks side by side" if side_by_side else "one task at a time"
     print(f"\n=== pc3d demo finished in {format_duration(time.perf_counter() - start)} "
           f"({how}, {args.threads} thread(s) each)")  # fmt: skip
     print("time per stage:")

@@ -17,7 +17,9 @@ from pc3d.demo import (
     budget_overrides,
     build_parser,
     default_jobs,
+    describe_exit,
     headline_metrics,
+    relay,
     thread_environment,
 )
 
@@ -78,7 +80,7 @@ def test_time_left_and_stage_table():
 def test_demo_runs_end_to_end(tmp_path: Path):
     work = tmp_path / "demo"
     args = [
-        "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6",
+        "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6", "--jobs", "2",
         "--seg-steps", "6", "--det-steps", "6", "--predict-batches", "1",
         "--override=--trainer.max_time=00:00:30:00",  # a wall-clock limit stays available, on top
     ]  # fmt: skip
@@ -106,11 +108,16 @@ def test_demo_runs_end_to_end(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_demo_reports_a_failed_task_and_finishes_the_other(tmp_path: Path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_demo_reports_a_failed_task_and_finishes_the_other(tmp_path: Path, jobs: int):
     work = tmp_path / "demo"
+    stale = work / "runs" / "pointformer" / "demo_report.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"results": {"pointformer": {}}, "stages": [], "pictures": []}')  # an earlier run's
     args = [
-        "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6", "--jobs", "2",
-        "--seg-steps", "2", "--predict-batches", "1", "--det-config", str(tmp_path / "missing.yaml"),
+        "demo", "--workdir", str(work), "--scenes", "3", "--frames", "6", "--jobs", str(jobs),
+        "--tasks", "det", "seg", "--seg-steps", "2", "--predict-batches", "1",
+        "--det-config", str(tmp_path / "missing.yaml"),
     ]  # fmt: skip
     res = subprocess.run([str(BIN / "pc3d"), *args], capture_output=True, text=True, timeout=900)
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
@@ -120,3 +127,30 @@ def test_demo_reports_a_failed_task_and_finishes_the_other(tmp_path: Path):
     results = json.loads((work / "metrics.json").read_text())
     assert list(results) == ["meepo"] and 0.0 <= results["meepo"]["test/mIoU"] <= 1.0
     assert re.search(r"^meepo +\|     2 optimizer steps$", res.stdout, re.M), res.stdout[-3000:]
+    assert "    2 optimizer steps" in (work / "runs" / "meepo" / "demo.log").read_text()
+
+
+def test_exit_descriptions():
+    assert describe_exit(1) == "exit 1"
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(-200) == "killed by signal 200"
+
+
+class _ClosedTerminal:
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+    def flush(self) -> None:
+        raise BrokenPipeError
+
+
+def test_relay_drains_a_child_whose_output_is_not_text_or_whose_terminal_is_gone(tmp_path, monkeypatch):
+    code = "import sys; out = sys.stdout.buffer; out.write(b'ok\\n\\xff\\xfe bad\\n'); out.write(b'x' * 200000 + b'\\nend\\n')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, errors="replace", bufsize=1
+    )
+    monkeypatch.setattr(sys, "stdout", _ClosedTerminal())  # e.g. `pc3d demo | head` after head exits
+    relay(proc.stdout, "t | ", tmp_path / "t.log")
+    assert proc.wait(timeout=60) == 0  # read to the end: the child never blocked on a full pipe
+    lines = (tmp_path / "t.log").read_text().splitlines()
+    assert lines[0] == "ok" and "\ufffd" in lines[1] and lines[-1] == "end"
