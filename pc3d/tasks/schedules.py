@@ -19,6 +19,7 @@ The tasks take their schedule as a :class:`Schedule`, a small factory configured
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,6 +77,10 @@ class BudgetSchedule(LRScheduler):
             raise ValueError(f"total_steps: expected > 0, got {total_steps}")
         if not 0.0 <= pct_start < 1.0:
             raise ValueError(f"pct_start: expected a fraction in [0, 1), got {pct_start}")
+        if div_factor <= 0 or final_div_factor <= 0:
+            raise ValueError(
+                f"div_factor, final_div_factor: expected positive factors, got {div_factor}, {final_div_factor}"
+            )
         self.shape, self.total_steps, self.time_fraction = shape, float(total_steps), time_fraction
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.base_momentum, self.max_momentum = base_momentum, max_momentum
@@ -149,7 +154,7 @@ def trainer_budget(trainer: L.Trainer | None) -> tuple[float, Callable[[], float
     return total, time_fraction
 
 
-class Schedule:
+class Schedule(ABC):
     """A learning-rate schedule for a task's ``configure_optimizers``.
 
     ``schedule(optimizer, total_steps, time_fraction)`` returns the scheduler, stepped every
@@ -161,10 +166,12 @@ class Schedule:
     interval: str = "step"
     uses_budget: bool = True
 
+    @abstractmethod
     def __call__(
         self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
     ) -> LRScheduler:
-        raise NotImplementedError
+        """The scheduler of ``optimizer`` for a budget of ``total_steps`` (``time_fraction()``: the
+        elapsed share of ``max_time``, 0 without one)."""
 
     def lr_scheduler_config(
         self, optimizer: torch.optim.Optimizer, trainer: L.Trainer | None
@@ -195,6 +202,10 @@ class OneCycle(Schedule):
     ) -> None:
         if not 0.0 <= pct_start < 1.0:
             raise ValueError(f"pct_start: expected a fraction in [0, 1), got {pct_start}")
+        if div_factor <= 0 or final_div_factor <= 0:
+            raise ValueError(
+                f"div_factor, final_div_factor: expected positive factors, got {div_factor}, {final_div_factor}"
+            )
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.base_momentum, self.max_momentum = base_momentum, max_momentum
 
@@ -233,6 +244,10 @@ class MultiStep(Schedule):
 
     def __init__(self, milestones: Sequence[int] = (32, 40), gamma: float = 0.3) -> None:
         self.milestones, self.gamma = [int(m) for m in milestones], float(gamma)
+        if any(m < 1 for m in self.milestones) or self.milestones != sorted(self.milestones):
+            raise ValueError(f"milestones: expected increasing positive epochs, got {list(milestones)}")
+        if self.gamma <= 0:
+            raise ValueError(f"gamma: expected a positive factor, got {gamma}")
 
     def __call__(
         self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]

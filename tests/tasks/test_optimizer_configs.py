@@ -157,3 +157,18 @@ def test_upgrade_of_a_scannet_datamodule_with_mean_sizes():
     assert upgrade_datamodule_hyperparameters(old) == {k: v for k, v in old.items() if k != "mean_sizes"}
     kitti = {"_class_path": "pc3d.data.kitti.KittiDataModule", "root": "r"}
     assert upgrade_datamodule_hyperparameters(kitti) is kitti
+
+
+def test_schedules_name_their_bad_arguments():
+    from pc3d.tasks.schedules import MultiStep, OneCycle, Schedule
+
+    with pytest.raises(ValueError, match="pct_start"):
+        OneCycle(pct_start=1.5)
+    with pytest.raises(ValueError, match="div_factor"):
+        OneCycle(div_factor=0.0)
+    with pytest.raises(ValueError, match="milestones"):
+        MultiStep(milestones=(40, 32))
+    with pytest.raises(ValueError, match="gamma"):
+        MultiStep(gamma=0.0)
+    with pytest.raises(TypeError):
+        Schedule()  # abstract: a schedule says how it anneals
