@@ -4,6 +4,8 @@ Both take rows in one (serialized) order, packed by ``offsets``, and apply a dir
 (``reverse``, ``stride``, as in :func:`pc3d.kernels.selective_scan`), never crossing a sequence boundary:
 
 - :func:`conv_silu`: ``silu(centred depthwise conv)`` along the scan order, one pass;
+- :func:`conv_silu_sum`: ``conv_silu`` along several scan orders, summed (the mixer's gate branch), one pass on
+  CPU;
 - :func:`mixer_scan`: ``softplus(δ + bias)``, the ZOH/Euler discretisation, the recurrence and the ``D`` skip,
   one pass, with the state reset at every sequence start.
 
@@ -15,6 +17,7 @@ Triton on CUDA. Without autograd, ``out`` lets the caller reuse one buffer (and 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,7 +29,7 @@ from pc3d.kernels.scan.interface import check_scan_order
 from pc3d.kernels.scan.reference import selective_scan_ref
 from pc3d.kernels.scan.sequence_conv import sequence_depthwise_conv_ref
 
-__all__ = ["FUSED_BACKENDS", "conv_silu", "mixer_scan", "resolve_backend"]
+__all__ = ["FUSED_BACKENDS", "conv_silu", "conv_silu_sum", "mixer_scan", "resolve_backend"]
 
 FUSED_BACKENDS = ("auto", "numba", "triton", "torch")
 
@@ -162,6 +165,49 @@ class _ConvSiluFn(torch.autograd.Function):
         return None, dx.to(x.dtype), dwt.t().to(weight.dtype), None, None, None
 
 
+def _positions_and_inverse(offs: Tensor, length: int, orders: tuple[tuple[bool, int], ...]):
+    """``(pis, qinv)``, both ``(len(orders), L)`` int64: every order's scan positions and their inverse."""
+    pis = np.stack([_positions(offs, length, reverse, stride) for reverse, stride in orders])
+    qinv = np.empty_like(pis)
+    np.put_along_axis(qinv, pis, np.arange(length, dtype=np.int64)[None], axis=1)
+    return pis, qinv
+
+
+def _conv_sum_fwd(x: Tensor, wt: Tensor, offs: Tensor, orders, out: Tensor) -> None:
+    """x, out (L, c) compute dtype; wt (nd, k, c): the numba one-pass sum of every order's conv + SiLU."""
+    from pc3d.kernels.scan import fused_numba
+
+    pis, qinv = _positions_and_inverse(offs, x.shape[0], orders)
+    fused_numba.conv_sum_forward(x.numpy(), wt.numpy(), offs.numpy(), pis, qinv, out.numpy())
+
+
+class _ConvSiluSumFn(torch.autograd.Function):
+    """numba only: the forward in one pass; the backward adds up each order's conv backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, offs, orders):
+        ct = _compute_dtype(x)
+        xc = _c(x, ct)
+        out = torch.empty_like(xc)
+        _conv_sum_fwd(xc, _c(weight.transpose(1, 2), ct), offs, orders, out)
+        ctx.save_for_backward(x, weight, offs)
+        ctx.orders = orders
+        return out.to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        x, weight, offs = ctx.saved_tensors
+        ct = _compute_dtype(x)
+        xc, g = _c(x, ct), _c(dout, ct)
+        dx, dw = None, []
+        for k, (reverse, stride) in enumerate(ctx.orders):
+            dxk, dwt = _conv_bwd("numba", xc, _c(weight[k].t(), ct), offs, reverse, stride, g)
+            dx = dxk if dx is None else dx.add_(dxk)
+            dw.append(dwt.t())
+        return dx.to(x.dtype), torch.stack(dw).to(weight.dtype), None, None
+
+
 class _MixerScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, be, u, delta, A, B, C, D, bias, offs, reverse, stride):
@@ -269,6 +315,68 @@ def conv_silu(
     _conv_fwd(
         be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, out, nch if add_from is None else add_from
     )
+    return out
+
+
+def conv_silu_sum(
+    x: Tensor,
+    weight: Tensor,
+    offsets: Tensor | None,
+    orders: Sequence[tuple[bool, int]],
+    *,
+    backend: str = "auto",
+    out: Tensor | None = None,
+) -> Tensor:
+    """``sum_k conv_silu(x, weight[k], offsets, reverse=orders[k][0], stride=orders[k][1])``.
+
+    On CPU (numba) it is one pass: each tile of rows reads its taps in every scan order, so ``x`` is read and
+    the sum written once whatever the number of orders; elsewhere (Triton, torch) it adds up :func:`conv_silu`.
+
+    Args:
+        x: ``(L, c)`` rows packed by ``offsets (S+1,)`` (None: one sequence).
+        weight: ``(nd, c, k)``: one centred depthwise conv per scan order.
+        orders: ``nd`` scan orders ``(reverse, stride)``.
+        backend: ``"auto"``, ``"numba"``, ``"triton"`` or ``"torch"``.
+        out: inference only: a contiguous ``(L, c)`` buffer (float32, float64 for float64 ``x``) to write into.
+
+    Returns:
+        ``(L, c)`` in ``x``'s dtype (``out`` when given); differentiable in ``x`` and ``weight``.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (L, c), got {getattr(x, 'shape', type(x))}")
+    length, nch = x.shape
+    orders = tuple((bool(reverse), int(stride)) for reverse, stride in orders)
+    if not isinstance(weight, Tensor) or weight.dim() != 3 or weight.shape[1] != nch or weight.shape[2] < 1:
+        raise ValueError(
+            f"weight must have shape (orders, c, k) = ({len(orders)}, {nch}, k >= 1), "
+            f"got {getattr(weight, 'shape', None)}"
+        )
+    if not orders or weight.shape[0] != len(orders):
+        raise ValueError(
+            f"orders: expected one (reverse, stride) per conv of weight ({weight.shape[0]}), got {orders}"
+        )
+    _check("weight", weight, tuple(weight.shape), x.device)
+    for reverse, stride in orders:
+        check_scan_order(offsets, reverse, stride, 1, length, "x")
+    be = resolve_backend(backend, x.device)
+    _check_out(out, x)
+    if be != "numba":
+        if out is None:
+            y = conv_silu(x, weight[0], offsets, reverse=orders[0][0], stride=orders[0][1], backend=be)
+            for k, (reverse, stride) in enumerate(orders[1:], 1):
+                y = y + conv_silu(x, weight[k], offsets, reverse=reverse, stride=stride, backend=be)
+            return y
+        for k, (reverse, stride) in enumerate(orders):
+            conv_silu(
+                x, weight[k], offsets, reverse=reverse, stride=stride, backend=be, out=out,
+                add_from=nch if k == 0 else 0,
+            )  # fmt: skip
+        return out
+    offs = _offsets(offsets, length)
+    if out is None:
+        return _ConvSiluSumFn.apply(x, weight, offs, orders)
+    ct = out.dtype
+    _conv_sum_fwd(_c(x, ct), _c(weight.transpose(1, 2), ct), offs, orders, out)
     return out
 
 

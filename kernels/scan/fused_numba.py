@@ -7,6 +7,8 @@ next (row-index arithmetic, no permuted copy).
 - The conv pass (centred depthwise conv + SiLU) is independent per scan position, so it runs in parallel
   over tiles of positions; the backward reduces the weight gradient per worker (static partition, so the
   result is deterministic).
+- The summed conv pass (the mixer's gate branch: every direction's conv + SiLU added up) reads each row's taps
+  in every direction from one tile of rows, so ``x`` is read and the sum written once for all directions.
 - The scan pass (softplus, discretisation, recurrence, ``D`` skip) is sequential along each sequence, so it
   runs in parallel over (sequence, channel block) work items; every block keeps its states in a small
   ``(n, width)`` buffer. The backward recomputes the states of its items into ``hs (L, n, d)`` and runs the
@@ -21,7 +23,14 @@ from numba import njit, prange
 
 from pc3d.kernels.scan.numba_cpu import _exp2, _like, _scan_start, _scan_step, _sigmoid, _softplus
 
-__all__ = ["channel_blocks", "conv_backward", "conv_forward", "scan_backward", "scan_forward"]
+__all__ = [
+    "channel_blocks",
+    "conv_backward",
+    "conv_forward",
+    "conv_sum_forward",
+    "scan_backward",
+    "scan_forward",
+]
 
 _TILE = 256  # scan positions per conv work item
 
@@ -165,6 +174,55 @@ def conv_backward(
     dx = np.empty_like(x)
     _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
     return dx, dw_part.sum(0)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_sum_fwd_kernel(x, wt, pis, qinv, items, out):
+    """x, out (L, c); wt (nd, k, c); pis, qinv (nd, L) every direction's scan positions and their inverse.
+
+    ``out[t] = sum_k silu(sum_j wt[k, j] * x[pis[k, qinv[k, t] - left + j]])`` over the taps inside the sequence.
+    """
+    nd = wt.shape[0]
+    nch = x.shape[1]
+    k = wt.shape[1]
+    left = (k - 1) // 2
+    for it in prange(items.shape[0]):
+        t0, t1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        acc = np.empty(nch, dtype=x.dtype)
+        tot = np.empty(nch, dtype=x.dtype)
+        for t in range(t0, t1):
+            for ch in range(nch):
+                tot[ch] = 0
+            for dk in range(nd):
+                q = qinv[dk, t]
+                for ch in range(nch):
+                    acc[ch] = 0
+                for j in range(k):
+                    qq = q - left + j
+                    if s0 <= qq < s1:
+                        xr = x[pis[dk, qq]]
+                        wr = wt[dk, j]
+                        for ch in range(nch):
+                            acc[ch] += wr[ch] * xr[ch]
+                for ch in range(nch):
+                    v = acc[ch]
+                    tot[ch] += v * _sigmoid(v)
+            orow = out[t]
+            for ch in range(nch):
+                orow[ch] = tot[ch]
+
+
+def conv_sum_forward(
+    x: np.ndarray,
+    weight_t: np.ndarray,
+    offsets: np.ndarray,
+    pis: np.ndarray,
+    qinv: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``x, out (L, c)``, ``weight_t (nd, k, c)``, ``offsets (S+1,)``, ``pis, qinv (nd, L)`` -> ``out``: every
+    direction's conv + SiLU summed, in one pass over row tiles (one read of ``x``, one write of ``out``)."""
+    _conv_sum_fwd_kernel(x, weight_t, pis, qinv, _tiles(offsets), out)
 
 
 # ----------------------------------------------------------------------------- selective scan

@@ -1,4 +1,5 @@
-"""Token-major fused mixer ops (``conv_silu``, ``mixer_scan``) against the channel-major torch references."""
+"""Token-major fused mixer ops (``conv_silu``, ``conv_silu_sum``, ``mixer_scan``) against the channel-major torch
+references."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from pc3d.kernels.scan.fused import conv_silu, mixer_scan
+from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan
 
 # every direction of the mixer as (reverse, stride), plus a stride longer than some clouds
 ORDERS = [(False, 1), (True, 1), (False, 2), (True, 2), (True, 5)]
@@ -69,6 +70,33 @@ def _check_conv(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> N
             _assert_all_close(got, ref, *tol)
 
 
+def _check_conv_sum(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> None:
+    """Every order's ``conv_silu`` added up, with gradients, for several subsets of the orders."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(int(OFFSETS[-1]), 10, generator=g, dtype=dtype)
+    weights = torch.randn(len(ORDERS), 10, 4, generator=g, dtype=dtype)
+    for orders in (ORDERS, ORDERS[:4], ORDERS[2:3]):
+        w = weights[: len(orders)]
+
+        def ref_fn(a, b, orders=orders):
+            parts = [
+                conv_silu(a.double(), b[k].double(), OFFSETS, reverse=r, stride=s, backend="torch")
+                for k, (r, s) in enumerate(orders)
+            ]
+            return torch.stack(parts).sum(0)
+
+        def fused_fn(a, b, orders=orders):
+            return conv_silu_sum(a, b, OFFSETS, orders, backend=backend)
+
+        ref = _with_grads(ref_fn, [x, w])
+        got = _with_grads(fused_fn, [x, w])
+        _assert_all_close(got, ref, *tol)
+        with torch.no_grad():
+            buf = torch.full(x.shape, 5.0, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+            assert conv_silu_sum(x, w, OFFSETS, orders, backend=backend, out=buf) is buf
+        torch.testing.assert_close(buf.to(ref[0].dtype), ref[0], rtol=tol[0], atol=tol[1])
+
+
 def _check_scan(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> None:
     for n in (1, 3):
         inp = _scan_inputs(int(OFFSETS[-1]), 12, n, dtype)
@@ -122,6 +150,11 @@ def test_numba_conv_silu_matches_reference(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numba_conv_silu_sum_matches_reference(dtype):
+    _check_conv_sum("numba", dtype, (1e-10, 1e-10) if dtype == torch.float64 else (1e-5, 1e-5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_numba_mixer_scan_matches_reference(dtype):
     _check_scan("numba", dtype, (1e-10, 1e-10) if dtype == torch.float64 else (6e-4, 2e-3))
 
@@ -155,6 +188,11 @@ def test_gradcheck_float64(reverse, stride):
     kw = dict(reverse=reverse, stride=stride, backend="numba")
     assert torch.autograd.gradcheck(
         lambda a, b: conv_silu(a, b, offsets, **kw), (x.requires_grad_(), w.requires_grad_())
+    )
+    orders = [(False, 1), (True, 2), (True, 1)]
+    assert torch.autograd.gradcheck(
+        lambda a, b: conv_silu_sum(a, b, offsets, orders, backend="numba"),
+        (x, torch.randn(3, 4, 4, dtype=torch.float64).requires_grad_()),
     )
     for n in (1, 2):
         inp = _scan_inputs(13, 3, n, torch.float64, seed=5)
@@ -200,6 +238,14 @@ def test_rejects_bad_arguments():
         conv_silu(x, w, backend="cuda")
     with pytest.raises(ValueError, match="add_from needs out="):
         conv_silu(x, w, add_from=2)
+    with pytest.raises(ValueError, match=r"weight must have shape \(orders, c, k\) = \(2, 4, k >= 1\)"):
+        conv_silu_sum(x, w[None, :3], None, [(False, 1), (True, 1)])
+    with pytest.raises(ValueError, match="orders: expected one"):
+        conv_silu_sum(x, torch.stack([w, w]), None, [(False, 1)])
+    with pytest.raises(ValueError, match="stride"):
+        conv_silu_sum(x, torch.stack([w, w]), None, [(False, 1), (True, 0)])
+    with pytest.raises(ValueError, match="out= is for inference only"):
+        conv_silu_sum(x.clone().requires_grad_(), w[None], None, [(False, 1)], out=torch.empty(10, 4))
     with pytest.raises(ValueError, match="B must have shape"):
         mixer_scan(*args[:3], args[3][:5], *args[4:])
     with pytest.raises(ValueError, match="A must have shape"):
@@ -216,7 +262,7 @@ def test_rejects_bad_arguments():
 # ----------------------------------------------------------------------------- Triton (interpreted on CPU)
 
 _INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-_TRITON_CASES = ("conv", "scan", "buffers")
+_TRITON_CASES = ("conv", "conv_sum", "scan", "buffers")
 
 
 @pytest.mark.skipif(not _INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess of the test below")
@@ -225,6 +271,8 @@ def test_triton_interpreted_matches_reference(case):
     pytest.importorskip("triton")
     if case == "conv":
         _check_conv("triton", torch.float32, (1e-5, 1e-5))
+    elif case == "conv_sum":
+        _check_conv_sum("triton", torch.float32, (1e-5, 1e-5))
     elif case == "scan":
         _check_scan("triton", torch.float32, (6e-4, 2e-3))
     else:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from pc3d.kernels import selective_scan, sequence_depthwise_conv
-from pc3d.kernels.scan.fused import conv_silu, mixer_scan
+from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan
 
 DIRECTIONS = ("forward", "reverse", "strided", "strided-reverse")
 BACKENDS = ("auto", "fused", "torch", "numba", "triton", "mamba_ssm")
@@ -189,18 +189,20 @@ class BiMamba(nn.Module):
             self.dt_proj_bias[k],
         )
 
-    def direction_fused(self, xs_in: Tensor, z_in: Tensor, k: int, offsets: Tensor) -> tuple[Tensor, Tensor]:
-        """Direction ``k`` on token-major ``xs_in, z_in (N, d)`` -> ``(y (N, d), silu(conv(z)) (N, d))``."""
+    def scan_orders(self) -> list[tuple[bool, int]]:
+        """Every direction's ``(reverse, stride)``."""
+        return [self.scan_order(name) for name in self.directions]
+
+    def direction_fused(self, xs_in: Tensor, k: int, offsets: Tensor) -> Tensor:
+        """The ``x`` stream of direction ``k`` on token-major ``xs_in (N, d)`` -> ``y (N, d)``."""
         d, r = self.d_inner, self.dt_rank
         reverse, stride = self.scan_order(self.directions[k])
         xs = conv_silu(xs_in, self.conv_weight[k, :d], offsets, reverse=reverse, stride=stride)
-        zs = conv_silu(z_in, self.conv_weight[k, d:], offsets, reverse=reverse, stride=stride)
         dbc = torch.mm(xs, self.x_proj_weight[k].t())  # (N, r + 2n)
-        y = mixer_scan(
+        return mixer_scan(
             xs, dbc[:, :r], *self._scan_args(k, xs, dbc), offsets, reverse=reverse, stride=stride,
             delta_proj=self.dt_proj_weight[k],
         )  # fmt: skip
-        return y, zs
 
     def _out(self, y_sum: Tensor, z_sum: Tensor, inverse: Tensor) -> Tensor:
         d = self.d_inner
@@ -208,45 +210,38 @@ class BiMamba(nn.Module):
         return torch.addmm(torch.mm(y_sum, w[:, :d].t()), z_sum, w[:, d:].t())[inverse]
 
     def _forward_fused_train(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        """Training: ``sum silu(conv(z))`` over the directions in one op (it keeps only ``z``), then each
+        direction's ``x`` stream, recomputed in the backward pass when ``recompute``."""
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # the recurrence is precision-sensitive
             rows = x[order].to(ct)  # (N, C) in serialized order
             w_in = self.in_proj.weight.to(ct)
             d = self.d_inner
             xs_in, z_in = torch.mm(rows, w_in[:d].t()), torch.mm(rows, w_in[d:].t())  # (N, d) each
-            y_sum = z_sum = None
+            z_sum = conv_silu_sum(z_in, self.conv_weight[:, d:], offsets, self.scan_orders())
+            y_sum = None
             for k in range(len(self.directions)):
                 if self.recompute:
-                    y, zs = checkpoint(
-                        self.direction_fused,
-                        xs_in,
-                        z_in,
-                        k,
-                        offsets,
-                        use_reentrant=False,
-                        preserve_rng_state=False,
+                    y = checkpoint(
+                        self.direction_fused, xs_in, k, offsets, use_reentrant=False, preserve_rng_state=False
                     )
                 else:
-                    y, zs = self.direction_fused(xs_in, z_in, k, offsets)
-                y_sum, z_sum = (y, zs) if y_sum is None else (y_sum + y, z_sum + zs)
+                    y = self.direction_fused(xs_in, k, offsets)
+                y_sum = y if y_sum is None else y_sum + y
             return self._out(y_sum, z_sum, inverse)
 
     def _forward_fused_infer(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
-        """Inference: the ``z`` stream first (its ``silu(conv(z))`` summed over the directions, then ``z`` freed),
-        then the ``x`` stream one direction at a time into the running sum of ``y``."""
+        """Inference: the ``z`` stream first (``silu(conv(z))`` summed over the directions in one op, then ``z``
+        freed), then the ``x`` stream one direction at a time into the running sum of ``y``."""
         d, r = self.d_inner, self.dt_rank
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):
             rows = x[order].to(ct)  # (N, C) in serialized order
             w_in = self.in_proj.weight.to(ct)
             z = torch.mm(rows, w_in[d:].t())  # (N, d)
-            z_sum = torch.empty_like(z)
-            for k in range(len(self.directions)):
-                reverse, stride = self.scan_order(self.directions[k])
-                wz = self.conv_weight[k, d:].to(ct)
-                conv_silu(
-                    z, wz, offsets, reverse=reverse, stride=stride, out=z_sum, add_from=d if k == 0 else 0
-                )
+            z_sum = conv_silu_sum(
+                z, self.conv_weight[:, d:], offsets, self.scan_orders(), out=torch.empty_like(z)
+            )
             del z
             xs_in = torch.mm(rows, w_in[:d].t())  # (N, d)
             del rows
