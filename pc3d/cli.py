@@ -14,8 +14,11 @@ shipped in the package (``pc3d.configs``), so built-in configs need no path.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from pc3d.checkpoint import CheckpointError, PC3DCheckpointIO, load_checkpoint
 from pc3d.tasks.hparams import upgrade_hyperparameters
+from pc3d.tasks.interface import ClassNamesError, format_names
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -89,7 +93,19 @@ class PC3DCLI(LightningCLI):
       scratch; validate/test/predict stop with an error instead of scoring an untrained model.
     - Every checkpoint is read through :func:`pc3d.checkpoint.load_checkpoint` (weights-only, a
       one-line :class:`~pc3d.checkpoint.CheckpointError` for a bad file).
+    - The task's ``class_names`` are the datamodule's ``class_names`` (linked on instantiation:
+      :meth:`task_class_names`); ``model.init_args.class_names`` is for a datamodule without them.
     """
+
+    #: class names configured for the task, and where they came from (read by :meth:`task_class_names`)
+    _given_class_names: list[str] | None = None
+    _given_class_names_source = (
+        "model.init_args.class_names",
+        "drop them, or configure the datamodule for those classes",
+    )
+    #: the datamodule's class (its name) and its class names, once linked
+    _data_class = ""
+    _data_class_names: list[str] | None = None
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """``args`` as on the command line; ``None`` reads ``sys.argv``."""
@@ -112,6 +128,59 @@ class PC3DCLI(LightningCLI):
             help="also write <default_root_dir>/checkpoints/last.ckpt every this many optimizer steps "
             "(0: only at every training epoch end and at the end of fit)",
         )
+        # A datamodule without a ``class_names`` attribute leaves the link out (jsonargparse skips it).
+        parser.link_arguments(
+            "data.class_names",
+            "model.init_args.class_names",
+            compute_fn=self.task_class_names,
+            apply_on="instantiate",
+        )
+
+    def task_class_names(self, data_class_names: Sequence[str] | None) -> list[str] | None:
+        """The task's ``class_names`` from the datamodule's ``class_names``: those, or when they are
+        ``None`` the configured ``model.init_args.class_names`` (or those of ``--ckpt_path``'s
+        hyper-parameters).
+
+        Raises:
+            ValueError: configured names that differ from the datamodule's, naming both.
+        """
+        given = self._given_class_names
+        if data_class_names is None:
+            return given
+        names = [str(n) for n in data_class_names]
+        self._data_class_names = names
+        if given is not None and given != names:
+            source, remedy = self._given_class_names_source
+            raise _ClassNamesConflict(
+                f"{source} ({format_names(given)}) differ from those of the datamodule {self._data_class} "
+                f"({format_names(names)}): the task's class names come from the datamodule; {remedy}"
+            )
+        return names
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, with one clear line when the class names do not fit the network."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        given = _config_value(config, "model", "init_args", "class_names")
+        self._given_class_names = None if given is None else [str(n) for n in given]
+        self._data_class = str(_config_value(config, "data", "class_path") or "").rsplit(".", 1)[-1]
+        self._data_class_names = None
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            conflict = _cause(err, _ClassNamesConflict)
+            if conflict is not None:
+                raise ValueError(str(conflict)) from err
+            mismatch = _cause(err, ClassNamesError)
+            if mismatch is None:
+                raise
+            names = self._data_class_names
+            if names is None:
+                raise ValueError(f"model.init_args.{mismatch}") from err
+            raise ValueError(
+                f"the datamodule {self._data_class} has {_classes(len(names))} ({format_names(names)}) and "
+                f"the network {mismatch.network} {_classes(mismatch.num_classes)}: the task's class names "
+                "come from the datamodule, so configure both for the same classes"
+            ) from err
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -155,6 +224,13 @@ class PC3DCLI(LightningCLI):
         hparams.pop("_instantiator", None)
         if not hparams:
             return
+        if "class_names" in hparams and not _takes(hparams.get("_class_path"), "class_names"):
+            hparams.pop("class_names")  # a task without class names, given the datamodule's by the link
+        if hparams.get("class_names") is not None:
+            self._given_class_names_source = (
+                f"the class names of --ckpt_path {ckpt_path}",
+                "configure the datamodule for the classes that checkpoint was trained on",
+            )
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
         try:
@@ -183,6 +259,47 @@ class PC3DCLI(LightningCLI):
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = PC3DCheckpointIO()
+
+
+class _ClassNamesConflict(ValueError):
+    """Configured class names that differ from the datamodule's."""
+
+
+def _config_value(config: Namespace | None, *keys: str) -> object:
+    """``config[keys[0]][keys[1]]...``, or ``None`` where a level is missing."""
+    node: object = config
+    for key in keys:
+        if not isinstance(node, Namespace):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _takes(class_path: object, name: str) -> bool:
+    """Whether the class at ``class_path`` takes an init argument ``name`` (or any, by ``**kwargs``);
+    ``True`` when it cannot be imported (its own error comes later)."""
+    module, _, attr = str(class_path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _classes(n: int) -> str:
+    return f"{n} class" if n == 1 else f"{n} classes"
+
+
+def _cause(err: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``err`` or the first exception of its cause/context chain that is a ``kind``."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def find_last_checkpoint(config: Namespace, subcommand: str) -> str | None:

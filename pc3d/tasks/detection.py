@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from pc3d.data.batch import MissingField, PointBatch
 from pc3d.metrics.detection import DetectionMetric
 from pc3d.tasks.hparams import save_task_hyperparameters
-from pc3d.tasks.interface import check_model_interface
+from pc3d.tasks.interface import check_class_names, check_model_interface
 from pc3d.tasks.schedules import MultiStep, Schedule
 
 
@@ -25,7 +25,8 @@ class DetectionModule(L.LightningModule):
 
     Args:
         model: the detector.
-        class_names: names of the detection classes (used for logging per-class AP).
+        class_names: names of the detection classes (used for logging per-class AP), one per class of
+            the network (``pc3d fit`` passes the datamodule's ``class_names``).
         metric: the validation and test metric, a :class:`~pc3d.metrics.DetectionMetric` (each split
             gets its own copy): :class:`~pc3d.metrics.IndoorMAP` (VOC all-point mAP with axis-aligned 3D
             IoU, as in ScanNet / SUN RGB-D), :class:`~pc3d.metrics.KittiMetric` (official KITTI AP
@@ -42,7 +43,7 @@ class DetectionModule(L.LightningModule):
             comes first) or ``None`` (constant learning rate).
 
     Dataset facts the network needs (VoteNet's per-class ``mean_sizes``) are arguments of the network,
-    given in the config.
+    given in the config; the class names are the datamodule's (linked by ``pc3d``).
 
     ``predict_step`` returns one dict per cloud in the prediction-file format: ``coord (N,3)``,
     ``boxes_pred (K,7)``, ``scores_pred (K,)``, ``labels_pred (K,)`` in the batch's coordinate frame (the
@@ -77,8 +78,7 @@ class DetectionModule(L.LightningModule):
         self.model = model
         self.optimizer, self.scheduler = optimizer, scheduler
         num_classes = getattr(model, "num_classes", None)
-        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
-            raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
+        check_class_names(class_names, num_classes, model)
         self.class_names = list(class_names) if class_names is not None else None
         self.val_metric = self.test_metric = None
         if metric is not None:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from pc3d.data.batch import PointBatch
 from pc3d.metrics.segmentation import SegmentationMetric, format_class_table
 from pc3d.tasks.hparams import legacy_segmentation_loss, save_task_hyperparameters
-from pc3d.tasks.interface import check_model_interface
+from pc3d.tasks.interface import check_class_names, check_model_interface
 from pc3d.tasks.schedules import OneCycle, Schedule
 from pc3d.tasks.seg_voting import tta_views, vote
 
@@ -39,7 +39,8 @@ class SegmentationModule(L.LightningModule):
         model: segmentation network (see module docstring); its ``ignore_index`` (default -1) is the
             label the metrics skip.
         num_classes: classes of the logits (default: ``model.num_classes``).
-        class_names: names for the per-class IoU table.
+        class_names: names for the per-class IoU table, one per class (``pc3d fit`` passes the
+            datamodule's ``class_names``).
         optimizer: called with the parameter groups (``[{"params": other}, {"params": block}]``) to
             make the optimizer; in YAML ``class_path: torch.optim.AdamW`` with ``init_args`` (default:
             AdamW lr 0.006, weight decay 0.05, as Pointcept ScanNet).
@@ -82,8 +83,7 @@ class SegmentationModule(L.LightningModule):
         num_classes = num_classes if num_classes is not None else getattr(model, "num_classes", None)
         if not num_classes or num_classes < 1:
             raise ValueError("num_classes: give it, or use a model with a positive num_classes attribute")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"class_names: expected {num_classes} names, got {len(class_names)}")
+        check_class_names(class_names, num_classes, model)
         if not tta_rotations or not tta_scales or test_clouds_per_forward < 1:
             raise ValueError(
                 "tta_rotations/tta_scales: need at least one value; test_clouds_per_forward >= 1"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import pc3d
+from pc3d.data.scannet.classes import SCANNET20_CLASSES
 from pc3d.infer import InputError, read_cloud
 from tests.infer.scans import SCENE, scannet_arrays, write_open3d
 
@@ -94,6 +95,7 @@ def test_checkpoint_rebuilds_its_network(seg_ckpt):
     from pc3d.tasks.segmentation import SegmentationModule
 
     hp = torch.load(seg_ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hp["class_names"] == list(SCANNET20_CLASSES)  # linked from the datamodule by `pc3d fit`
     assert hp["model"]["class_path"] == "pc3d.models.meepo.MEEPO"
     assert hp["model"]["init_args"]["enc_channels"] == [8, 16]
     module = SegmentationModule.load_from_checkpoint(seg_ckpt, map_location="cpu", weights_only=True)
@@ -162,4 +164,26 @@ def test_pc3d_test_resumes_a_checkpoint_of_the_task_level_loss_layout(seg_ckpt, 
         ]
     )
     assert cli.model.model.criterion.lovasz_weight == 0.25
+    assert cli.model.class_names == list(SCANNET20_CLASSES)
     assert "test/mIoU" in cli.trainer.callback_metrics
+
+
+def test_pc3d_test_refuses_a_checkpoint_trained_on_other_classes(
+    seg_ckpt, scannet_data, tmp_path, monkeypatch, capsys
+):
+    from pc3d.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = torch.load(seg_ckpt, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["class_names"] = [f"c{i}" for i in range(20)]
+    other = tmp_path / "other.ckpt"
+    torch.save(ckpt, other)
+    args = ["test", "-c", "meepo_demo.yaml", f"--data.init_args.root={scannet_data}", f"--ckpt_path={other}"]
+    assert main(args) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pc3d: error:")]
+    assert err == [
+        f"pc3d: error: the class names of --ckpt_path {other} (c0, c1, c2, c3, c4, …, c19) differ from those of "
+        "the datamodule ScanNetDataModule (wall, floor, cabinet, bed, chair, …, otherfurniture): the task's "
+        "class names come from the datamodule; configure the datamodule for the classes that checkpoint was "
+        "trained on"
+    ]

@@ -114,6 +114,12 @@ class TinyData(pl.LightningDataModule):
         return self._loader()
 
 
+class NamedTinyData(TinyData):
+    """:class:`TinyData` with ``class_names``, which ``pc3d`` offers every task (``TinyTask`` takes none)."""
+
+    class_names = ("target",)
+
+
 def tiny_args(subcommand: str, run_dir: Path, *extra: str) -> list[str]:
     """``pc3d`` arguments for the tiny task in ``run_dir``."""
     return [

@@ -54,6 +54,15 @@ def test_fit_last_without_a_checkpoint_says_it_starts_fresh(tmp_path: Path, caps
     assert "test_loss" in capsys.readouterr().out
 
 
+def test_a_task_without_class_names_resumes_with_a_datamodule_that_has_them(tmp_path: Path):
+    run = tmp_path / "run"
+    named = "--data=cli_tiny.NamedTinyData"
+    assert main([*tiny_args("fit", run, "--trainer.max_epochs=1"), named]) == 0
+    assert main([*tiny_args("fit", run, "--trainer.max_epochs=2", "--ckpt_path=last"), named]) == 0
+    assert load_checkpoint(last(run))["global_step"] == 2 * STEPS_PER_EPOCH
+    assert main([*tiny_args("test", run, "--ckpt_path=last"), named]) == 0
+
+
 def test_last_checkpoint_holds_the_end_of_fit_whatever_the_validation_cadence(tmp_path: Path):
     """8 steps with validation every 5 epochs: last.ckpt is at step 8 (not at an epoch end, not at a validation)."""
     run = tmp_path / "run"

@@ -217,8 +217,7 @@ def test_configs_build(name):
         "pc3d.data.scannet.ScanNetDataModule",
         "pc3d.data.kitti.KittiDataModule",
     )
-    names = cfg["model"]["init_args"]["class_names"]
-    assert len(names) == mod.model.num_classes
+    assert len(mod.class_names) == mod.model.num_classes  # the datamodule's names (tests/test_class_names.py)
 
 
 def test_viz_samples_render_as_scenes():

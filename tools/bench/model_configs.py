@@ -28,6 +28,13 @@ def config_section(config: str, *keys: str) -> Any:
     return node
 
 
+def _has_section(config: str, key: str) -> bool:
+    from pc3d.cli import resolve_config
+
+    node = yaml.safe_load(Path(resolve_config(config)).read_text())
+    return isinstance(node, dict) and key in node
+
+
 def _instantiate(base: type, keys: tuple[str, ...], configs: tuple[str, ...], overrides: dict) -> Any:
     from jsonargparse import ArgumentParser
 
@@ -35,6 +42,8 @@ def _instantiate(base: type, keys: tuple[str, ...], configs: tuple[str, ...], ov
     parser.add_subclass_arguments(base, "obj")
     args: list[str] = []
     for config in configs:
+        if len(keys) == 1 and not _has_section(config, keys[0]):
+            continue  # an override of other sections
         args += ["--obj", json.dumps(config_section(config, *keys))]
     if overrides:
         args += ["--obj", json.dumps({"init_args": overrides})]
@@ -48,9 +57,14 @@ def model_from_configs(*configs: str, **overrides: Any) -> nn.Module:
 
 
 def task_from_configs(*configs: str, **overrides: Any) -> Any:
-    """The LightningModule (``model`` section: task, network, metric) of ``configs``, merged likewise."""
+    """The LightningModule (``model`` section: task, network, metric) of ``configs``, merged likewise,
+    with the ``class_names`` of their datamodule as ``pc3d fit`` links them (unless an override gives them)."""
     import lightning as L
 
+    if "class_names" not in overrides and any(_has_section(c, "data") for c in configs):
+        names = getattr(datamodule_from_configs(*configs), "class_names", None)
+        if names is not None:
+            overrides = {**overrides, "class_names": names}
     return _instantiate(L.LightningModule, ("model",), configs, overrides)
 
 

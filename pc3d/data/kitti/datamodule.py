@@ -83,6 +83,11 @@ class KittiDataModule(L.LightningDataModule):
         }
         self.datasets: dict[str, KittiDataset] = {}
 
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the label indices: ``classes``."""
+        return list(self.classes)
+
     def dataset(self, stage: str) -> KittiDataset:
         """The dataset of ``stage`` (``train``/``val``/``test``), built on first use."""
         if stage not in self.datasets:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from pc3d.data.batch import PointBatch
 from pc3d.data.loader import worker_init
 from pc3d.data.preprocessed import require_preprocessed
-from pc3d.data.scannet.classes import SCANNET_DET_MEAN_SIZES
+from pc3d.data.scannet.classes import SCANNET20_CLASSES, SCANNET_DET_CLASSES, SCANNET_DET_MEAN_SIZES
 from pc3d.data.scannet.dataset import (
     EpochSampler,
     ScanNetDataset,
@@ -166,8 +166,16 @@ class ScanNetDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         if self.task == "det":
-            return len(SCANNET_DET_MEAN_SIZES)
+            return len(SCANNET_DET_CLASSES)
         return 20 if self.segment_key == "segment20" else 200
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names of the label indices: the 18 VoteNet classes (``task="det"``), the 20 benchmark classes
+        (``segment20``); ``None`` for ``segment200``, whose names pc3d does not ship."""
+        if self.task == "det":
+            return list(SCANNET_DET_CLASSES)
+        return list(SCANNET20_CLASSES) if self.segment_key == "segment20" else None
 
     def _dataset(self, stage: str) -> ScanNetDataset:
         if stage not in self.datasets:
