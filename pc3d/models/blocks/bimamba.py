@@ -12,9 +12,10 @@ The gate branch ``z`` follows the MambaVision-style concatenation ``out_proj(cat
 Two implementations compute the same function:
 
 - the fused path (``backend="auto"``, the default, or ``"fused"``): token-major ``(N, channels)`` rows
-  straight from ``in_proj``, one pass for conv + SiLU (:func:`pc3d.kernels.scan.fused.conv_silu`) and one for
-  softplus, discretisation, recurrence and ``D`` skip (:func:`pc3d.kernels.scan.fused.mixer_scan`), numba on
-  CPU and Triton on CUDA;
+  straight from ``in_proj``; the gate branch's conv + SiLU of every direction summed in one pass
+  (:func:`pc3d.kernels.scan.fused.conv_silu_sum`); per direction, one pass for the ``x`` stream's conv + SiLU
+  (:func:`~pc3d.kernels.scan.fused.conv_silu`) and one for softplus, discretisation, recurrence and ``D`` skip
+  (:func:`~pc3d.kernels.scan.fused.mixer_scan`); numba on CPU and Triton on CUDA;
 - the reference path (``backend`` = ``"torch"``, ``"numba"``, ``"triton"`` or ``"mamba_ssm"``): channel-major
   ``(1, channels, N)`` rows through :func:`pc3d.kernels.sequence_depthwise_conv` and
   :func:`pc3d.kernels.selective_scan` with that backend.
@@ -69,9 +70,11 @@ class BiMamba(nn.Module):
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
     cloud along ``order`` in each direction. Without autograd (fused path) the mixer first sums
-    ``silu(conv(z))`` over the directions (holding ``z`` and the sum, ``(N, d)`` each), then holds the ``x``
-    stream, the current direction's ``silu(conv(x))`` and the running sum of ``y`` (``(N, d)`` each; ``dt``
-    is formed row by row inside the scan) beside that sum: per-direction buffers live one at a time, whatever the number of directions.
+    ``silu(conv(z))`` over the directions in one pass (holding ``z`` and the sum, ``(N, d)`` each) and projects
+    the sum by its half of ``out_proj`` (``(N, C)``); then it holds the ``x`` stream, the current direction's
+    ``silu(conv(x))`` and the running sum of ``y`` (``(N, d)`` each; ``dt`` is formed row by row inside the
+    scan): per-direction buffers live one at a time, and nothing scales with the number of directions.
+    With autograd the summed gate branch keeps only ``z`` for its backward.
     """
 
     def __init__(
@@ -231,8 +234,9 @@ class BiMamba(nn.Module):
             return self._out(y_sum, z_sum, inverse)
 
     def _forward_fused_infer(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
-        """Inference: the ``z`` stream first (``silu(conv(z))`` summed over the directions in one op, then ``z``
-        freed), then the ``x`` stream one direction at a time into the running sum of ``y``."""
+        """Inference: the ``z`` stream first (``silu(conv(z))`` summed over the directions in one op and projected
+        by its half of ``out_proj``, so only ``(N, C)`` of it stays), then the ``x`` stream one direction at a
+        time into the running sum of ``y``."""
         d, r = self.d_inner, self.dt_rank
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):
@@ -243,6 +247,9 @@ class BiMamba(nn.Module):
                 z, self.conv_weight[:, d:], offsets, self.scan_orders(), out=torch.empty_like(z)
             )
             del z
+            w_out = self.out_proj.weight.to(ct)  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
+            out = torch.mm(z_sum, w_out[:, d:].t())  # (N, C): the gate branch's share, so z_sum can go
+            del z_sum
             xs_in = torch.mm(rows, w_in[:d].t())  # (N, d)
             del rows
             xs = torch.empty_like(xs_in)  # silu(conv(x)) of the current direction
@@ -258,7 +265,7 @@ class BiMamba(nn.Module):
                     delta_proj=self.dt_proj_weight[k].to(ct),
                 )  # fmt: skip
             del xs_in, xs
-            return self._out(y_sum, z_sum, inverse)
+            return torch.addmm(out, y_sum, w_out[:, :d].t())[inverse]
 
     def _forward_reference(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
