@@ -11,6 +11,31 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # layer without the warning. Read when numba is imported.
 os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
 
+
+def _numba_wide_vectors() -> None:
+    """On AVX-512 hosts, let numba's LLVM use 512-bit vectors (its tuning for these CPUs prefers 256-bit).
+
+    The token-major scan kernels vectorise across channels and are bound by arithmetic: 512-bit vectors
+    made MEEPO's selective scan 1.6x faster on an AVX-512 Xeon. Numba reads the CPU name and features when
+    it is imported; they stay the host's own, with only the ``prefer-256-bit`` tuning turned off. Left alone
+    when either variable is set, or on hosts without AVX-512.
+    """
+    if "NUMBA_CPU_NAME" in os.environ or "NUMBA_CPU_FEATURES" in os.environ:
+        return
+    try:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features()
+        name = llvm.get_host_cpu_name()
+    except (ImportError, RuntimeError):
+        return
+    if features.get("avx512f") and features.get("avx512vl"):
+        os.environ["NUMBA_CPU_NAME"] = name
+        os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
+
+
+_numba_wide_vectors()
+
 __version__ = "0.1.0"
 
 

@@ -39,3 +39,34 @@ def test_a_chosen_threading_layer_priority_is_kept():
     code = "import pc3d, os; print(os.environ['NUMBA_THREADING_LAYER_PRIORITY'])"
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "workqueue omp tbb", res.stderr[-2000:]
+
+
+WIDE_VECTORS = """
+import os
+import llvmlite.binding as llvm
+import pc3d
+from numba.core import config
+wide = bool(llvm.get_host_cpu_features().get("avx512f") and llvm.get_host_cpu_features().get("avx512vl"))
+print(wide, config.CPU_NAME == llvm.get_host_cpu_name(), (config.CPU_FEATURES or "").endswith(",-prefer-256-bit"))
+"""
+
+
+def test_numba_uses_the_host_cpu_with_wide_vectors_on_avx512():
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    res = subprocess.run(
+        [sys.executable, "-c", WIDE_VECTORS], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    wide, same_cpu, tuned = res.stdout.split()
+    if wide == "True":
+        assert same_cpu == "True" and tuned == "True", res.stdout
+    else:
+        assert tuned == "False", res.stdout
+
+
+def test_chosen_numba_cpu_settings_are_kept():
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic"}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    code = "import pc3d, os; print(os.environ['NUMBA_CPU_NAME'], 'NUMBA_CPU_FEATURES' in os.environ)"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["generic", "False"], res.stderr[-2000:]
