@@ -10,7 +10,7 @@ import torch
 
 from pc3d.kernels import selective_scan
 from pc3d.kernels.scan import selective_scan_ref
-from pc3d.kernels.scan.fused import conv_silu, mixer_scan
+from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -102,6 +102,27 @@ def test_fused_mixer_ops_cuda_match_torch_reference(reverse, stride):
         ref = _grads(lambda *t: mixer_scan(*(a.double() for a in t), offs, backend="torch", **kw), args)
         got = _grads(lambda *t: mixer_scan(*t, offs.cuda(), **kw), [a.cuda() for a in args])
         _close(got, ref)
+
+
+def test_conv_silu_sum_cuda_matches_numba_and_torch_reference():
+    """The gate branch's summed conv + SiLU: Triton per direction on CUDA, one numba pass on CPU."""
+    pytest.importorskip("triton")
+    offs = torch.tensor([0, 7, 8, 8, 150, 333])
+    orders = [(False, 1), (True, 1), (False, 2), (True, 2)]
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(333, 40, generator=g), torch.randn(4, 40, 4, generator=g)
+
+    def ref_fn(a, b):
+        return sum(
+            conv_silu(a.double(), b[k].double(), offs, reverse=r, stride=s, backend="torch")
+            for k, (r, s) in enumerate(orders)
+        )
+
+    ref = _grads(ref_fn, [x, w])
+    _close(
+        _grads(lambda a, b: conv_silu_sum(a, b, offs.cuda(), orders), [x.cuda(), w.cuda()]), ref, 1e-5, 1e-5
+    )
+    _close(_grads(lambda a, b: conv_silu_sum(a, b, offs, orders), [x, w]), ref, 1e-5, 1e-5)
 
 
 def test_bimamba_cuda_matches_cpu():
