@@ -8,7 +8,10 @@ run. ``meepo`` runs the token-major fused mixer, ``meepo-ref`` the same model on
 reference kernels. Each
 measurement runs in a fresh subprocess;
 peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
-(``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up)
+(``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up); on CPU, the
+live peak is measured again in a process of its own whose allocator returns freed blocks
+(``MALLOC_MMAP_THRESHOLD_=65536``): the peak RSS of one step above the RSS after a warm-up step, i.e. the
+tensors alive at once without what glibc keeps of freed ones (what a GPU allocator's peak measures)
 (the warm-up's own peak, which includes one-off numba compilation, is reported separately as
 ``warmup_peak_mem_gb``). Latencies (wall) and process CPU times (all threads) are medians over
 ``--repeats`` runs after one warm-up. Inference
@@ -138,6 +141,8 @@ def worker(args: argparse.Namespace) -> dict:
         if sync is not None:
             sync()
 
+    if args.live_memory:
+        return _live_peak(args, step)
     if cuda:
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -194,11 +199,35 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
-def _run_worker(model: str, mode: str, args: argparse.Namespace) -> dict:
+def _vm_hwm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM")
+
+
+def _live_peak(args: argparse.Namespace, step) -> dict:
+    """Peak RSS of one step above the RSS after a warm-up step, in a process whose allocator returns every
+    freed block of 64 KiB or more (``MALLOC_MMAP_THRESHOLD_=65536``, set by :func:`_run_worker`): the
+    tensors alive at once, without what glibc keeps of freed ones (on CUDA the allocator peak is that)."""
+    step()
+    base = _rss_bytes()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    step()
+    return {"model": args.model, "mode": args.mode, "live_peak_mem_gb": (_vm_hwm_bytes() - base) / 1e9}
+
+
+def _run_worker(model: str, mode: str, args: argparse.Namespace, live_memory: bool = False) -> dict:
     cmd = [sys.executable, "-m", "pc3d.tools.bench.models_seg", "--worker", "--model", model, "--mode", mode,
            "--repeats", str(args.repeats), "--threads", str(args.threads), "--samples", str(args.samples),
            "--train-points", str(args.train_points), "--device", args.device]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    env = None
+    if live_memory:
+        cmd.append("--live-memory")
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         return {"model": model, "mode": mode, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -208,8 +237,14 @@ def _ratio(num: dict | None, den: dict, key: str) -> str:
     return f"{num[key] / max(den[key], 1e-9):.2f}x" if num else "–"
 
 
-def _mem(r: dict, b: dict | None) -> str:
-    return f"{r['peak_mem_gb'] / max(b['peak_mem_gb'], 1e-9):.2f}x" if b else "–"
+def _mem(r: dict, b: dict | None, key: str = "peak_mem_gb") -> str:
+    if not b or r.get(key) is None or b.get(key) is None:
+        return "–"
+    return f"{r[key] / max(b[key], 1e-9):.2f}x"
+
+
+def _gb(r: dict, key: str) -> str:
+    return f"{r[key]:.2f}" if r.get(key) is not None else "–"
 
 
 def _table(rows: list[dict], mode: str) -> str:
@@ -218,18 +253,20 @@ def _table(rows: list[dict], mode: str) -> str:
     base, target = ok.get(BASELINE), ok.get(TARGET)
     out = [
         f"| model | points | params (M) | {mode} median (s) | CPU (s) | speed-up vs {BASELINE} | "
-        f"speed-up vs {TARGET} (wall / CPU) | peak mem (GB) | mem vs {BASELINE} | mem vs {TARGET} |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"speed-up vs {TARGET} (wall / CPU) | peak mem (GB) | mem vs {BASELINE} | mem vs {TARGET} | "
+        f"live peak (GB) | live vs {TARGET} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['model']} | – | – | failed: {r['error']} | – | – | – | – | – | – |")
+            out.append(f"| {r['model']} | – | – | failed: {r['error']} | – | – | – | – | – | – | – | – |")
             continue
         out.append(
             f"| {r['model']} | {r['points']} | {r['params'] / 1e6:.2f} | {r['median_s']:.2f} | "
             f"{r.get('cpu_s', float('nan')):.2f} | {_ratio(base, r, 'median_s')} | "
             f"{_ratio(target, r, 'median_s')} / {_ratio(target, r, 'cpu_s')} | {r['peak_mem_gb']:.2f} | "
-            f"{_mem(r, base)} | {_mem(r, target)} |"
+            f"{_mem(r, base)} | {_mem(r, target)} | {_gb(r, 'live_peak_mem_gb')} | "
+            f"{_mem(r, target, 'live_peak_mem_gb')} |"
         )
     return "\n".join(out)
 
@@ -251,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=["infer", "train"], help=argparse.SUPPRESS)
+    p.add_argument("--live-memory", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -280,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name in args.models:
             r = _run_worker(name, mode, args)
+            if args.device == "cpu" and "error" not in r:
+                live = _run_worker(name, mode, args, live_memory=True)
+                r["live_peak_mem_gb"] = live.get("live_peak_mem_gb")
             print(json.dumps(r), flush=True)
             rows.append(r)
         print(
