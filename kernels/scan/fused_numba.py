@@ -64,6 +64,22 @@ def _tiles(offsets):
     return items
 
 
+@njit(inline="always")
+def _conv_taps(x, wt, pi, q, s0, s1, acc):
+    """``acc (c,) = sum_j wt[j] * x[pi[q - left + j]]`` over the taps at scan positions inside ``[s0, s1)``;
+    ``wt (k, c)``, ``left = (k - 1) // 2``."""
+    left = (wt.shape[0] - 1) // 2
+    for ch in range(acc.shape[0]):
+        acc[ch] = 0
+    for j in range(wt.shape[0]):
+        qq = q - left + j
+        if s0 <= qq < s1:
+            xr = x[pi[qq]]
+            wr = wt[j]
+            for ch in range(acc.shape[0]):
+                acc[ch] += wr[ch] * xr[ch]
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _conv_fwd_kernel(x, wt, pi, items, acc_from, out):
     """x, out (L, c); wt (k, c); ``out[pi[q]] = silu(sum_j wt[j] * x[pi[q - left + j]])`` within the sequence.
@@ -71,21 +87,11 @@ def _conv_fwd_kernel(x, wt, pi, items, acc_from, out):
     Channels ``>= acc_from`` are added to ``out`` instead of overwriting it.
     """
     nch = x.shape[1]
-    k = wt.shape[0]
-    left = (k - 1) // 2
     for it in prange(items.shape[0]):
         q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
         acc = np.empty(nch, dtype=x.dtype)
         for q in range(q0, q1):
-            for ch in range(nch):
-                acc[ch] = 0
-            for j in range(k):
-                qq = q - left + j
-                if s0 <= qq < s1:
-                    xr = x[pi[qq]]
-                    wr = wt[j]
-                    for ch in range(nch):
-                        acc[ch] += wr[ch] * xr[ch]
+            _conv_taps(x, wt, pi, q, s0, s1, acc)
             orow = out[pi[q]]
             for ch in range(acc_from):
                 v = acc[ch]
@@ -109,15 +115,7 @@ def _conv_bwd_grad_kernel(x, wt, pi, items, dout, g, dw_part):
         for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
             q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
             for q in range(q0, q1):
-                for ch in range(nch):
-                    acc[ch] = 0
-                for j in range(k):
-                    qq = q - left + j
-                    if s0 <= qq < s1:
-                        xr = x[pi[qq]]
-                        wr = wt[j]
-                        for ch in range(nch):
-                            acc[ch] += wr[ch] * xr[ch]
+                _conv_taps(x, wt, pi, q, s0, s1, acc)
                 t = pi[q]
                 gr = g[t]
                 dr = dout[t]
@@ -184,8 +182,6 @@ def _conv_sum_fwd_kernel(x, wt, pis, qinv, items, out):
     """
     nd = wt.shape[0]
     nch = x.shape[1]
-    k = wt.shape[1]
-    left = (k - 1) // 2
     for it in prange(items.shape[0]):
         t0, t1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
         acc = np.empty(nch, dtype=x.dtype)
@@ -194,16 +190,7 @@ def _conv_sum_fwd_kernel(x, wt, pis, qinv, items, out):
             for ch in range(nch):
                 tot[ch] = 0
             for dk in range(nd):
-                q = qinv[dk, t]
-                for ch in range(nch):
-                    acc[ch] = 0
-                for j in range(k):
-                    qq = q - left + j
-                    if s0 <= qq < s1:
-                        xr = x[pis[dk, qq]]
-                        wr = wt[dk, j]
-                        for ch in range(nch):
-                            acc[ch] += wr[ch] * xr[ch]
+                _conv_taps(x, wt[dk], pis[dk], qinv[dk, t], s0, s1, acc)
                 for ch in range(nch):
                     v = acc[ch]
                     tot[ch] += v * _sigmoid(v)
