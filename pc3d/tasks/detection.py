@@ -39,8 +39,8 @@ class DetectionModule(L.LightningModule):
             over 48 epochs and grad clip 10 via the trainer's ``gradient_clip_val``).
         scheduler: a :class:`pc3d.tasks.schedules.Schedule`: :class:`~pc3d.tasks.schedules.MultiStep`
             (default: milestones 32 and 40, gamma 0.3, per epoch), :class:`~pc3d.tasks.schedules.Cosine`
-            (per step, to 0 when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever
-            comes first) or ``None`` (constant learning rate).
+            (per step, to 0 over the ``max_steps``/``max_epochs`` budget) or ``None`` (constant learning
+            rate). ``max_time`` is a safety stop the schedules never read.
 
     Dataset facts the network needs (VoteNet's per-class ``mean_sizes``) are arguments of the network,
     given in the config; the class names are the datamodule's (linked by ``pc3d``).

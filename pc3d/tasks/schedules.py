@@ -1,9 +1,9 @@
-"""Learning-rate schedules that follow the training budget: steps or wall-clock time, whichever ends first.
+"""Learning-rate schedules over the training budget in optimizer steps.
 
-Lightning stops a run at ``max_epochs``/``max_steps`` or at ``max_time``. A schedule sized by steps
-alone is cut off mid-way when the time limit comes first (the learning rate is still high when
-training stops); :class:`BudgetSchedule` measures progress as the larger of the step fraction and
-the elapsed fraction of ``max_time``, so the annealing always completes when training does.
+The budget is the trainer's ``max_steps``/``max_epochs`` (``trainer.estimated_stepping_batches``),
+never wall-clock time, so a run gives the same learning rates, and the same numbers, on every
+machine. ``max_time`` stays what Lightning makes of it: a safety stop that a schedule never reads
+(a run it cuts short stops with the learning rate where the step budget had it).
 
 The tasks take their schedule as a :class:`Schedule`, a small factory configured in YAML by
 ``class_path``/``init_args`` (:class:`OneCycle`, :class:`Cosine`, :class:`MultiStep`)::
@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Timer
 from torch.optim.lr_scheduler import LRScheduler
 
 __all__ = ["BudgetSchedule", "Cosine", "MultiStep", "OneCycle", "Schedule", "trainer_budget"]
@@ -41,7 +40,7 @@ def _cos_interp(start: float, end: float, frac: float) -> float:
 class BudgetSchedule(LRScheduler):
     """Per-step schedule over the training budget (step it after every optimizer step).
 
-    Progress ``p = min(1, max(step / (total_steps - 1), time_fraction()))``.
+    Progress ``p = min(1, step / (total_steps - 1))``.
 
     Shapes:
         ``"cosine"``: ``lr = base_lr * (1 + cos(pi p)) / 2`` (to 0).
@@ -53,9 +52,7 @@ class BudgetSchedule(LRScheduler):
     Args:
         optimizer: its groups' ``lr`` at construction are the peak (``base``) learning rates.
         shape: ``"onecycle"`` or ``"cosine"``.
-        total_steps: the step limit (``math.inf`` when only time limits the run).
-        time_fraction: elapsed share of the time limit (``0`` when there is none); not saved in
-            ``state_dict`` (a checkpoint restores the trainer's own timer instead).
+        total_steps: the step budget.
     """
 
     def __init__(
@@ -63,7 +60,6 @@ class BudgetSchedule(LRScheduler):
         optimizer: torch.optim.Optimizer,
         shape: str,
         total_steps: float,
-        time_fraction: Callable[[], float] = lambda: 0.0,
         pct_start: float = 0.05,
         div_factor: float = 10.0,
         final_div_factor: float = 1000.0,
@@ -73,15 +69,15 @@ class BudgetSchedule(LRScheduler):
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape: expected one of {SHAPES}, got {shape!r}")
-        if not total_steps > 0:
-            raise ValueError(f"total_steps: expected > 0, got {total_steps}")
+        if not (total_steps > 0 and math.isfinite(total_steps)):
+            raise ValueError(f"total_steps: expected a finite step budget > 0, got {total_steps}")
         if not 0.0 <= pct_start < 1.0:
             raise ValueError(f"pct_start: expected a fraction in [0, 1), got {pct_start}")
         if div_factor <= 0 or final_div_factor <= 0:
             raise ValueError(
                 f"div_factor, final_div_factor: expected positive factors, got {div_factor}, {final_div_factor}"
             )
-        self.shape, self.total_steps, self.time_fraction = shape, float(total_steps), time_fraction
+        self.shape, self.total_steps = shape, float(total_steps)
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.base_momentum, self.max_momentum = base_momentum, max_momentum
         self.cycle_momentum = shape == "onecycle" and all("betas" in g for g in optimizer.param_groups)
@@ -89,13 +85,9 @@ class BudgetSchedule(LRScheduler):
 
     def progress(self) -> float:
         """Share of the budget used, in ``[0, 1]``."""
-        if not math.isfinite(self.total_steps):
-            steps = 0.0
-        elif self.total_steps <= 1:  # a single step: the schedule ends after it
-            steps = 1.0 if self.last_epoch > 0 else 0.0
-        else:
-            steps = self.last_epoch / (self.total_steps - 1)
-        return min(1.0, max(steps, float(self.time_fraction()), 0.0))
+        if self.total_steps <= 1:  # a single step: the schedule ends after it
+            return 1.0 if self.last_epoch > 0 else 0.0
+        return min(1.0, max(self.last_epoch / (self.total_steps - 1), 0.0))
 
     def get_lr(self) -> list[float]:
         p = self.progress()
@@ -120,65 +112,53 @@ class BudgetSchedule(LRScheduler):
         return lrs
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "time_fraction")}
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update({k: v for k, v in state_dict.items() if k != "time_fraction"})
+        self.__dict__.update(
+            {k: v for k, v in state_dict.items() if k != "time_fraction"}
+        )  # older checkpoints
 
 
-def trainer_budget(trainer: L.Trainer | None) -> tuple[float, Callable[[], float]]:
-    """``(total_steps, time_fraction)`` of a trainer's limits, for :class:`BudgetSchedule`.
+def trainer_budget(trainer: L.Trainer | None) -> float:
+    """The step budget of a trainer (``trainer.estimated_stepping_batches``), for :class:`BudgetSchedule`.
 
-    ``total_steps`` is ``trainer.estimated_stepping_batches`` (``inf`` when only time limits the
-    run); ``time_fraction`` reads the ``Timer`` callback that ``max_time`` installs (always ``0``
-    without one).
+    Raises:
+        ValueError: no trainer, or no step or epoch limit (``max_time`` alone is not a budget).
     """
     if trainer is None:
         raise ValueError("schedule: the learning-rate schedule needs the module to be attached to a Trainer")
     total = float(trainer.estimated_stepping_batches)
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    if timer is None or timer.time_remaining("train") is None:
-        if not math.isfinite(total):
-            raise ValueError(
-                "schedule: the trainer has no limit to schedule over; set trainer.max_epochs, "
-                "trainer.max_steps or trainer.max_time (or use schedule: none)"
-            )
-        return total, lambda: 0.0
-
-    def time_fraction() -> float:
-        elapsed = timer.time_elapsed("train")
-        remaining = timer.time_remaining("train")
-        budget = elapsed + (remaining or 0.0)
-        return elapsed / budget if budget > 0 else 0.0
-
-    return total, time_fraction
+    if not math.isfinite(total):
+        raise ValueError(
+            "schedule: the trainer has no step budget to schedule over; set trainer.max_steps or "
+            "trainer.max_epochs (max_time is a safety stop, not a budget), or use scheduler: null"
+        )
+    return total
 
 
 class Schedule(ABC):
     """A learning-rate schedule for a task's ``configure_optimizers``.
 
-    ``schedule(optimizer, total_steps, time_fraction)`` returns the scheduler, stepped every
-    :attr:`interval` (``"step"`` or ``"epoch"``). ``total_steps`` and ``time_fraction`` are the
-    trainer's budget (:func:`trainer_budget`); a schedule with :attr:`uses_budget` ``False`` does
-    not read them (the task then passes ``math.inf`` and ``0``, and the trainer needs no limit).
+    ``schedule(optimizer, total_steps)`` returns the scheduler, stepped every :attr:`interval`
+    (``"step"`` or ``"epoch"``). ``total_steps`` is the trainer's step budget (:func:`trainer_budget`);
+    a schedule with :attr:`uses_budget` ``False`` does not read it (the task then passes ``math.inf``,
+    and the trainer needs no limit).
     """
 
     interval: str = "step"
     uses_budget: bool = True
 
     @abstractmethod
-    def __call__(
-        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
-    ) -> LRScheduler:
-        """The scheduler of ``optimizer`` for a budget of ``total_steps`` (``time_fraction()``: the
-        elapsed share of ``max_time``, 0 without one)."""
+    def __call__(self, optimizer: torch.optim.Optimizer, total_steps: float) -> LRScheduler:
+        """The scheduler of ``optimizer`` for a budget of ``total_steps`` optimizer steps."""
 
     def lr_scheduler_config(
         self, optimizer: torch.optim.Optimizer, trainer: L.Trainer | None
     ) -> dict[str, Any]:
         """Lightning's ``lr_scheduler`` entry for ``optimizer`` under ``trainer``'s budget."""
-        total, time_fraction = trainer_budget(trainer) if self.uses_budget else (math.inf, lambda: 0.0)
-        return {"scheduler": self(optimizer, total, time_fraction), "interval": self.interval}
+        total = trainer_budget(trainer) if self.uses_budget else math.inf
+        return {"scheduler": self(optimizer, total), "interval": self.interval}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -209,15 +189,12 @@ class OneCycle(Schedule):
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.base_momentum, self.max_momentum = base_momentum, max_momentum
 
-    def __call__(
-        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
-    ) -> BudgetSchedule:
+    def __call__(self, optimizer: torch.optim.Optimizer, total_steps: float) -> BudgetSchedule:
         warm = min(max(self.pct_start, 2.0 / total_steps), 0.5)  # a warm-up of >= 2 steps in short runs
         return BudgetSchedule(
             optimizer,
             "onecycle",
             total_steps,
-            time_fraction,
             pct_start=warm,
             div_factor=self.div_factor,
             final_div_factor=self.final_div_factor,
@@ -229,10 +206,8 @@ class OneCycle(Schedule):
 class Cosine(Schedule):
     """:class:`BudgetSchedule` ``"cosine"``: from the optimizer's learning rates to 0 over the budget."""
 
-    def __call__(
-        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
-    ) -> BudgetSchedule:
-        return BudgetSchedule(optimizer, "cosine", total_steps, time_fraction)
+    def __call__(self, optimizer: torch.optim.Optimizer, total_steps: float) -> BudgetSchedule:
+        return BudgetSchedule(optimizer, "cosine", total_steps)
 
 
 class MultiStep(Schedule):
@@ -250,6 +225,6 @@ class MultiStep(Schedule):
             raise ValueError(f"gamma: expected a positive factor, got {gamma}")
 
     def __call__(
-        self, optimizer: torch.optim.Optimizer, total_steps: float, time_fraction: Callable[[], float]
+        self, optimizer: torch.optim.Optimizer, total_steps: float
     ) -> torch.optim.lr_scheduler.MultiStepLR:
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), gamma=self.gamma)

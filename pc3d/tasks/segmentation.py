@@ -50,9 +50,8 @@ class SegmentationModule(L.LightningModule):
         block_lr_pattern: regex on parameter names selecting the block parameters.
         scheduler: a :class:`pc3d.tasks.schedules.Schedule`: :class:`~pc3d.tasks.schedules.OneCycle`
             (default, Pointcept's pct_start 0.05, div 10, final div 1000) or
-            :class:`~pc3d.tasks.schedules.Cosine`, per step over the training budget: they complete
-            when ``max_epochs``/``max_steps`` or ``max_time`` ends the run, whichever comes first; or
-            ``None`` (constant learning rate).
+            :class:`~pc3d.tasks.schedules.Cosine`, per step over the ``max_steps``/``max_epochs``
+            budget (``max_time`` is a safety stop they never read); or ``None`` (constant learning rate).
         tta_rotations: test-time z-rotations in multiples of pi (Pointcept: 0, 0.5, 1, 1.5).
         tta_scales: test-time scales (Pointcept: 1, 0.95, 1.05).
         tta_flip: add one x-mirrored view.

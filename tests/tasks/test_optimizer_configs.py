@@ -46,10 +46,9 @@ TOTAL = 40
 
 
 class _Trainer:
-    """What :func:`pc3d.tasks.schedules.trainer_budget` reads: a 40-step budget, no time limit."""
+    """What :func:`pc3d.tasks.schedules.trainer_budget` reads: a 40-step budget."""
 
     estimated_stepping_batches = TOTAL
-    callbacks: list = []
 
 
 def legacy_recipe(task: Any, hp: dict[str, Any]) -> tuple[torch.optim.Optimizer, Any, str]:
@@ -67,14 +66,14 @@ def legacy_recipe(task: Any, hp: dict[str, Any]) -> tuple[torch.optim.Optimizer,
             groups, lr=hp["lr"], weight_decay=hp["weight_decay"], betas=tuple(hp["betas"])
         )
         warm = min(max(hp["pct_start"], 2.0 / TOTAL), 0.5)
-        sched = BudgetSchedule(opt, hp["schedule"], TOTAL, lambda: 0.0, pct_start=warm,
+        sched = BudgetSchedule(opt, hp["schedule"], TOTAL, pct_start=warm,
                                div_factor=hp["div_factor"], final_div_factor=hp["final_div_factor"])  # fmt: skip
         return opt, sched, "step"
     params = [p for p in task.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], betas=tuple(hp["betas"]))
     if hp["schedule"] == "step":
         return opt, torch.optim.lr_scheduler.MultiStepLR(opt, hp["milestones"], gamma=hp["gamma"]), "epoch"
-    return opt, BudgetSchedule(opt, "cosine", TOTAL, lambda: 0.0), "step"
+    return opt, BudgetSchedule(opt, "cosine", TOTAL), "step"
 
 
 def trace(opt: torch.optim.Optimizer, sched: Any, steps: int = TOTAL + 10) -> list[list[tuple]]:
