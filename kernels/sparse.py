@@ -16,9 +16,10 @@ spconv 2.3.x has three defects on CPU and one trap everywhere, all in ``spconv.p
    ``(M, 4)`` tensor (``torch.nonzero`` returns one) silently yields wrong neighbour pairs.
 
 All four are fixed in one place: on CPU tensors, ``ops.indice_conv`` and
-``ops.indice_conv_backward`` are replaced by a gather-GEMM-scatter written with torch ops on
-spconv's own indice pairs (``index_add_`` is race-free and uses every thread for the GEMMs),
-with the bias added in the same function. CUDA tensors go to spconv's original functions
+``ops.indice_conv_backward`` are replaced by a gather-GEMM-scatter on spconv's own indice pairs
+(``index_select``, a BLAS GEMM on every thread, and a parallel numba scatter-add that is
+race-free because one kernel offset never maps two pairs to the same row), with the bias
+added in the same function. CUDA tensors go to spconv's original functions
 untouched. The indice-pair builders get contiguous indices. ``ops.get_current_stream`` returns 0 when CUDA is unavailable, for the remaining CPU
 paths (pooling backward). The patch is applied once, at import, idempotently.
 """
@@ -29,6 +30,9 @@ import spconv.pytorch as spconv
 import torch
 from spconv.pytorch import ops
 from torch import Tensor
+
+from pc3d.kernels._sparse_numba import scatter_add_rows
+from pc3d.kernels.points._common import numba_threads
 
 __all__ = ["spconv", "apply_cpu_fixes", "indice_conv_cpu", "indice_conv_backward_cpu"]
 
@@ -53,6 +57,26 @@ def _pair_counts(indice_pair_num: Tensor, kv: int, subm: bool) -> list[int]:
     return counts
 
 
+def _offsets(indice_pairs: Tensor, indice_pair_num: Tensor, kv: int, inverse: bool, subm: bool):
+    """``(k, rows_in (n,), rows_out (n,))`` for every kernel offset with pairs (the centre of a
+    submanifold conv excluded: it pairs every row with itself)."""
+    pair_in, pair_out = indice_pairs[int(inverse)], indice_pairs[int(not inverse)]
+    for k, n in enumerate(_pair_counts(indice_pair_num, kv, subm)):
+        if n > 0 and not (subm and k == kv // 2):
+            yield k, pair_in[k, :n], pair_out[k, :n]
+
+
+def _scatter_add(out: Tensor, rows: Tensor, src: Tensor) -> None:
+    """``out[rows] += src`` for rows that do not repeat: a parallel numba pass for float32/float64
+    (``index_add_`` runs on one thread), ``index_add_`` for other dtypes."""
+    if out.dtype in (torch.float32, torch.float64):
+        with numba_threads(src.numel()):
+            scatter_add_rows(out.numpy(), rows.numpy(), src.numpy())
+    else:
+        out.index_add_(0, rows.long(), src)
+
+
+@torch.no_grad()
 def indice_conv_cpu(
     features: Tensor,
     filters: Tensor,
@@ -64,6 +88,10 @@ def indice_conv_cpu(
     bias: Tensor | None = None,
 ) -> Tensor:
     """Sparse conv forward on CPU: ``out[o] += features[i] @ W_k^T`` for every pair ``(i, o)`` of offset k.
+
+    Per offset: gather the input rows (``index_select``), one GEMM, and a parallel scatter-add
+    of the products; the buffers are reused across offsets. No autograd: spconv's conv Function
+    calls :func:`indice_conv_backward_cpu` for the gradients.
 
     Args:
         features: ``(N_in, I)`` input features.
@@ -78,24 +106,26 @@ def indice_conv_cpu(
     """
     w = _filters_kv(filters)
     kv = w.shape[1]
-    center = kv // 2
     features = features.contiguous()
     if subm:
-        out = features @ w[:, center].T
+        out = features @ w[:, kv // 2].T
     else:
         out = features.new_zeros((num_activate_out, w.shape[0]))
-    pair_in, pair_out = indice_pairs[int(inverse)], indice_pairs[int(not inverse)]
-    for k, n in enumerate(_pair_counts(indice_pair_num, kv, subm)):
-        if n <= 0 or (subm and k == center):
-            continue
-        rows_in = pair_in[k, :n].long()
-        rows_out = pair_out[k, :n].long()
-        out.index_add_(0, rows_out, features[rows_in] @ w[:, k].T)
+    pairs = list(_offsets(indice_pairs, indice_pair_num, kv, inverse, subm))
+    most = max((rows.shape[0] for _, rows, _ in pairs), default=0)
+    gathered = features.new_empty((most, features.shape[1]))
+    product = features.new_empty((most, w.shape[0]))
+    for k, rows_in, rows_out in pairs:
+        n = rows_in.shape[0]
+        torch.index_select(features, 0, rows_in, out=gathered[:n])
+        torch.mm(gathered[:n], w[:, k].T, out=product[:n])
+        _scatter_add(out, rows_out, product[:n])
     if bias is not None:
         out += bias
     return out
 
 
+@torch.no_grad()
 def indice_conv_backward_cpu(
     features: Tensor,
     filters: Tensor,
@@ -108,24 +138,27 @@ def indice_conv_backward_cpu(
     """Gradients of :func:`indice_conv_cpu` w.r.t. ``features (N_in, I)`` and ``filters (O, kD, kH, kW, I)``."""
     w = _filters_kv(filters)
     kv = w.shape[1]
-    center = kv // 2
     features = features.contiguous()
     out_bp = out_bp.contiguous()
-    d_w = torch.zeros_like(w)
+    d_w = features.new_zeros((kv, w.shape[0], w.shape[2]))  # (KV, O, I)
     if subm:
-        d_features = out_bp @ w[:, center]
-        d_w[:, center] = out_bp.T @ features
+        d_features = out_bp @ w[:, kv // 2]
+        torch.mm(out_bp.T, features, out=d_w[kv // 2])
     else:
         d_features = torch.zeros_like(features)
-    pair_in, pair_out = indice_pairs[int(inverse)], indice_pairs[int(not inverse)]
-    for k, n in enumerate(_pair_counts(indice_pair_num, kv, subm)):
-        if n <= 0 or (subm and k == center):
-            continue
-        rows_in = pair_in[k, :n].long()
-        g = out_bp[pair_out[k, :n].long()]
-        d_features.index_add_(0, rows_in, g @ w[:, k])
-        d_w[:, k] = g.T @ features[rows_in]
-    return d_features, d_w.reshape(filters.shape)
+    pairs = list(_offsets(indice_pairs, indice_pair_num, kv, inverse, subm))
+    most = max((rows.shape[0] for _, rows, _ in pairs), default=0)
+    grad_rows = out_bp.new_empty((most, out_bp.shape[1]))
+    feat_rows = features.new_empty((most, features.shape[1]))
+    product = features.new_empty((most, features.shape[1]))
+    for k, rows_in, rows_out in pairs:
+        n = rows_in.shape[0]
+        torch.index_select(out_bp, 0, rows_out, out=grad_rows[:n])
+        torch.index_select(features, 0, rows_in, out=feat_rows[:n])
+        torch.mm(grad_rows[:n], w[:, k], out=product[:n])
+        _scatter_add(d_features, rows_in, product[:n])
+        torch.mm(grad_rows[:n].T, feat_rows[:n], out=d_w[k])
+    return d_features, d_w.transpose(0, 1).reshape(filters.shape)
 
 
 def apply_cpu_fixes() -> None:

@@ -1,7 +1,8 @@
 """The CPU-fixed spconv against dense ``torch.nn.functional`` references, at 2 threads, repeated.
 
 One lucky run proves nothing about a race, so every case runs ``REPEATS`` times on fresh
-random inputs, in train and eval mode, with and without bias, forward and backward.
+random inputs, in train and eval mode, with and without bias, forward and backward, with the
+scatter-add kernel forced parallel and serial.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pc3d.kernels.sparse import apply_cpu_fixes, spconv
+from pc3d.kernels.points._common import kernel_mode
+from pc3d.kernels.sparse import apply_cpu_fixes, indice_conv_cpu, spconv
 
 REPEATS = 10
 SPATIAL = (12, 11, 10)  # large enough that unpatched spconv races in ~1 of 4 calls
@@ -58,6 +60,13 @@ def _check_grads(sparse_out, dense_out_rows, feats_s, feats_d, weights_s, weight
 
 
 CASES = list(itertools.product(["train", "eval"], [False, True]))
+
+
+@pytest.fixture(autouse=True, params=["parallel", "serial"])
+def numba_mode(request):
+    """Every case with the scatter-add on all threads (where a race would show) and on one."""
+    with kernel_mode(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize(("mode", "bias"), CASES)
@@ -139,3 +148,32 @@ def test_patch_is_idempotent():
     conv, backward = ops.indice_conv, ops.indice_conv_backward
     apply_cpu_fixes()
     assert ops.indice_conv is conv and ops.indice_conv_backward is backward
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_subm_conv_other_dtypes(dtype: torch.dtype):
+    """float64 takes the numba scatter-add, bfloat16 the ``index_add_`` fallback; both match float32."""
+    gen = torch.Generator().manual_seed(2)
+    conv = spconv.SubMConv3d(C_IN, C_MID, 3, bias=True, indice_key="t").eval()
+    with torch.no_grad():
+        conv.weight.normal_(generator=gen)
+        conv.bias.normal_(generator=gen)
+    indices, feats = _random_sparse(gen)
+    ref = conv(spconv.SparseConvTensor(feats, indices, SPATIAL, BATCH)).features
+    out = conv.to(dtype)(spconv.SparseConvTensor(feats.to(dtype), indices, SPATIAL, BATCH)).features
+    assert out.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float64 else dict(rtol=0.05, atol=0.3)
+    torch.testing.assert_close(out.float(), ref, **tol)
+
+
+def test_conv_forward_is_outside_autograd():
+    """The forward op builds no graph (spconv's Function supplies the backward)."""
+    feats = torch.randn(4, 2, requires_grad=True)
+    filters = torch.randn(3, 1, 1, 1, 2)
+    pairs = torch.tensor([[[0, 1]], [[1, 0]]], dtype=torch.int32)
+    out = indice_conv_cpu(feats, filters, pairs, torch.tensor([2], dtype=torch.int32), 4)
+    assert not out.requires_grad
+    expected = torch.zeros(4, 3)
+    expected[1] = feats[0].detach() @ filters.reshape(3, 2).T
+    expected[0] = feats[1].detach() @ filters.reshape(3, 2).T
+    torch.testing.assert_close(out, expected)
