@@ -153,11 +153,59 @@ def _conv_bwd_input_kernel(wt, pi, items, g, dx):
                         dr[ch] += wr[ch] * gr[ch]
 
 
+# Convs of up to ``_WINDOW`` taps read the rows at scan positions q-1 .. q+2 (a centred conv's taps, zero-padded
+# to the window): one loop over the channels per row does all the taps and the SiLU, with no accumulator.
+_WINDOW = 4
+
+
+def _window_weight(weight_t: np.ndarray) -> np.ndarray | None:
+    """``(..., k, c)`` taps at offsets ``j - (k-1)//2`` as ``(..., 4, c)`` at offsets -1..2; None if ``k > 4``."""
+    k = weight_t.shape[-2]
+    if k > _WINDOW:
+        return None
+    w4 = np.zeros(weight_t.shape[:-2] + (_WINDOW, weight_t.shape[-1]), dtype=weight_t.dtype)
+    first = 1 - (k - 1) // 2
+    w4[..., first : first + k, :] = weight_t
+    return w4
+
+
+@njit(inline="always")
+def _window_rows(x, pi, q, s0, s1, zero):
+    """The rows at scan positions ``q-1 .. q+2`` (``zero`` outside ``[s0, s1)``)."""
+    x0 = x[pi[q - 1]] if q - 1 >= s0 else zero
+    x2 = x[pi[q + 1]] if q + 1 < s1 else zero
+    x3 = x[pi[q + 2]] if q + 2 < s1 else zero
+    return x0, x[pi[q]], x2, x3
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_window_fwd_kernel(x, w4, pi, items, acc_from, out):
+    """:func:`_conv_fwd_kernel` for ``w4 (4, c)``: taps at scan offsets -1..2."""
+    nch = x.shape[1]
+    w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
+    for it in prange(items.shape[0]):
+        q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        zero = np.zeros(nch, dtype=x.dtype)
+        for q in range(q0, q1):
+            x0, x1, x2, x3 = _window_rows(x, pi, q, s0, s1, zero)
+            orow = out[pi[q]]
+            for ch in range(acc_from):
+                v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                orow[ch] = v * _sigmoid(v)
+            for ch in range(acc_from, nch):
+                v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                orow[ch] += v * _sigmoid(v)
+
+
 def conv_forward(
     x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, out: np.ndarray, acc_from: int
 ) -> None:
     """``x, out (L, c)``, ``weight_t (k, c)``, ``offsets (S+1,)``, ``pi (L,)`` scan positions -> ``out``."""
-    _conv_fwd_kernel(x, weight_t, pi, _tiles(offsets), acc_from, out)
+    w4 = _window_weight(weight_t)
+    if w4 is None:
+        _conv_fwd_kernel(x, weight_t, pi, _tiles(offsets), acc_from, out)
+    else:
+        _conv_window_fwd_kernel(x, w4, pi, _tiles(offsets), acc_from, out)
 
 
 def conv_backward(
@@ -199,6 +247,29 @@ def _conv_sum_fwd_kernel(x, wt, pis, qinv, items, out):
                 orow[ch] = tot[ch]
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_sum_window_fwd_kernel(x, w4, pis, qinv, items, out):
+    """:func:`_conv_sum_fwd_kernel` for ``w4 (nd, 4, c)``: taps at scan offsets -1..2."""
+    nd = w4.shape[0]
+    nch = x.shape[1]
+    for it in prange(items.shape[0]):
+        t0, t1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        zero = np.zeros(nch, dtype=x.dtype)
+        for t in range(t0, t1):
+            orow = out[t]
+            for dk in range(nd):
+                x0, x1, x2, x3 = _window_rows(x, pis[dk], qinv[dk, t], s0, s1, zero)
+                w0, w1, w2, w3 = w4[dk, 0], w4[dk, 1], w4[dk, 2], w4[dk, 3]
+                if dk == 0:
+                    for ch in range(nch):
+                        v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                        orow[ch] = v * _sigmoid(v)
+                else:
+                    for ch in range(nch):
+                        v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                        orow[ch] += v * _sigmoid(v)
+
+
 def conv_sum_forward(
     x: np.ndarray,
     weight_t: np.ndarray,
@@ -209,7 +280,11 @@ def conv_sum_forward(
 ) -> None:
     """``x, out (L, c)``, ``weight_t (nd, k, c)``, ``offsets (S+1,)``, ``pis, qinv (nd, L)`` -> ``out``: every
     direction's conv + SiLU summed, in one pass over row tiles (one read of ``x``, one write of ``out``)."""
-    _conv_sum_fwd_kernel(x, weight_t, pis, qinv, _tiles(offsets), out)
+    w4 = _window_weight(weight_t)
+    if w4 is None:
+        _conv_sum_fwd_kernel(x, weight_t, pis, qinv, _tiles(offsets), out)
+    else:
+        _conv_sum_window_fwd_kernel(x, w4, pis, qinv, _tiles(offsets), out)
 
 
 # ----------------------------------------------------------------------------- selective scan

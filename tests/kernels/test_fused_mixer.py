@@ -14,7 +14,8 @@ from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan
 
 # every direction of the mixer as (reverse, stride), plus a stride longer than some clouds
 ORDERS = [(False, 1), (True, 1), (False, 2), (True, 2), (True, 5)]
-OFFSETS = torch.tensor([0, 7, 8, 8, 21, 33])  # packed clouds with odd lengths, one of length 1, one empty
+# packed clouds of odd lengths and of lengths 0-3 (shorter than a conv window)
+OFFSETS = torch.tensor([0, 7, 8, 8, 10, 13, 26, 38])
 SCAN_NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
 
 
@@ -54,8 +55,8 @@ def _assert_all_close(got, want, rtol, atol):
 
 
 def _check_conv(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> None:
-    x, w = _conv_inputs(int(OFFSETS[-1]), 10, 4, dtype)
-    for k in (4, 3, 1):
+    x, w = _conv_inputs(int(OFFSETS[-1]), 10, 5, dtype)
+    for k in (5, 4, 3, 2, 1):  # up to 4 taps: the window kernels; 5: the general one
         for reverse, stride in ORDERS:
             kw = dict(reverse=reverse, stride=stride)
 
@@ -74,9 +75,9 @@ def _check_conv_sum(backend: str, dtype: torch.dtype, tol: tuple[float, float]) 
     """Every order's ``conv_silu`` added up, with gradients, for several subsets of the orders."""
     g = torch.Generator().manual_seed(6)
     x = torch.randn(int(OFFSETS[-1]), 10, generator=g, dtype=dtype)
-    weights = torch.randn(len(ORDERS), 10, 4, generator=g, dtype=dtype)
-    for orders in (ORDERS, ORDERS[:4], ORDERS[2:3]):
-        w = weights[: len(orders)]
+    weights = torch.randn(len(ORDERS), 10, 5, generator=g, dtype=dtype)
+    for orders, k in ((ORDERS, 4), (ORDERS[:4], 5), (ORDERS[2:3], 2)):
+        w = weights[: len(orders), :, :k]
 
         def ref_fn(a, b, orders=orders):
             parts = [
