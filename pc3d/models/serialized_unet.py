@@ -91,7 +91,7 @@ class GridUnpooling(nn.Module):
         self.proj_skip = linear_bn_gelu(skip_channels, out_channels)
 
     def forward(self, coarse: Tensor, skip: Tensor, cluster: Tensor) -> Tensor:
-        return self.proj_skip(skip) + self.proj(coarse)[cluster]
+        return self.proj_skip(skip) + self.proj(coarse).index_select(0, cluster)
 
 
 def _layer_drop_paths(drop_path: float, depths: Sequence[int]) -> list[list[float]]:
@@ -276,4 +276,4 @@ class SerializedUNet(Segmenter, nn.Module):
             point, cluster = fine, fine_cluster
             for i, blk in enumerate(self.dec[s]):
                 x = blk(x, point, i % len(point.orders))
-        return self.head(x)[inverse]
+        return self.head(x).index_select(0, inverse)

@@ -210,14 +210,14 @@ class BiMamba(nn.Module):
     def _out(self, y_sum: Tensor, z_sum: Tensor, inverse: Tensor) -> Tensor:
         d = self.d_inner
         w = self.out_proj.weight  # (C, 2d): out_proj(cat[y, z]) without materialising the cat
-        return torch.addmm(torch.mm(y_sum, w[:, :d].t()), z_sum, w[:, d:].t())[inverse]
+        return torch.addmm(torch.mm(y_sum, w[:, :d].t()), z_sum, w[:, d:].t()).index_select(0, inverse)
 
     def _forward_fused_train(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         """Training: ``sum silu(conv(z))`` over the directions in one op (it keeps only ``z``), then each
         direction's ``x`` stream, recomputed in the backward pass when ``recompute``."""
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):  # the recurrence is precision-sensitive
-            rows = x[order].to(ct)  # (N, C) in serialized order
+            rows = x.index_select(0, order).to(ct)  # (N, C) in serialized order
             w_in = self.in_proj.weight.to(ct)
             d = self.d_inner
             xs_in, z_in = torch.mm(rows, w_in[:d].t()), torch.mm(rows, w_in[d:].t())  # (N, d) each
@@ -240,7 +240,7 @@ class BiMamba(nn.Module):
         d, r = self.d_inner, self.dt_rank
         ct = _compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):
-            rows = x[order].to(ct)  # (N, C) in serialized order
+            rows = x.index_select(0, order).to(ct)  # (N, C) in serialized order
             w_in = self.in_proj.weight.to(ct)
             z = torch.mm(rows, w_in[d:].t())  # (N, d)
             z_sum = conv_silu_sum(
@@ -265,14 +265,16 @@ class BiMamba(nn.Module):
                     delta_proj=self.dt_proj_weight[k].to(ct),
                 )  # fmt: skip
             del xs_in, xs
-            return torch.addmm(out, y_sum, w_out[:, :d].t())[inverse]
+            return torch.addmm(out, y_sum, w_out[:, :d].t()).index_select(0, inverse)
 
     def _forward_reference(self, x: Tensor, offsets: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
         # Without autograd, buffers of (d, N) floats are reused in place: at N ~ 1e5 each is tens of MB,
         # and every fresh one costs page faults as well as memory.
         inplace = not torch.is_grad_enabled()
         recompute = self.recompute and not inplace
-        xz = torch.mm(self.in_proj.weight, x[order].t()).unsqueeze(0)  # (1, 2d, N) in serialized order
+        xz = torch.mm(self.in_proj.weight, x.index_select(0, order).t()).unsqueeze(
+            0
+        )  # (1, 2d, N) in serialized order
         y_sum = z_sum = None
         for k in range(len(self.directions)):
             if recompute:

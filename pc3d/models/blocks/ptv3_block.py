@@ -72,7 +72,9 @@ class SerializedAttention(nn.Module):
         n, c = x.shape
         p, k = index.shape
         h = self.num_heads
-        qkv = self.qkv(x)[index].reshape(p, k, 3, h, c // h).permute(2, 0, 3, 1, 4)  # (3, P, H, K, c/h)
+        qkv = (
+            self.qkv(x).index_select(0, index.reshape(-1)).reshape(p, k, 3, h, c // h).permute(2, 0, 3, 1, 4)
+        )  # (3, P, H, K, c/h)
         mask = None if bool(valid.all()) else valid[:, None, None, :]
         out = F.scaled_dot_product_attention(
             qkv[0],

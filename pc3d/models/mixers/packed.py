@@ -75,7 +75,7 @@ def serialized_pool(x: Tensor, order: Tensor, offsets: Tensor, num_tokens: int) 
     if num_tokens < 1:
         raise ValueError(f"num_tokens: expected >= 1, got {num_tokens}")
     out = x.new_zeros(offsets.numel() - 1, num_tokens, x.shape[1])
-    xs = x[order]
+    xs = x.index_select(0, order)
     for b, rows in enumerate(cloud_slices(offsets)):
         if rows.stop > rows.start:
             out[b] = F.adaptive_avg_pool1d(xs[rows].t()[None], num_tokens)[0].t()
@@ -92,7 +92,7 @@ def curve_tokens(x: Tensor, order: Tensor, offsets: Tensor, num_tokens: int) -> 
     if num_tokens < 1:
         raise ValueError(f"num_tokens: expected >= 1, got {num_tokens}")
     counts = (offsets[1:] - offsets[:-1]).clamp(max=num_tokens)
-    xs = x[order]
+    xs = x.index_select(0, order)
     parts = [
         F.adaptive_avg_pool1d(xs[rows].t()[None], m)[0].t()
         for rows, m in zip(cloud_slices(offsets), counts.tolist())

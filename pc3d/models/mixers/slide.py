@@ -125,7 +125,9 @@ class SlideAttention(nn.Module):
     def forward(self, x: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
         n, c = x.shape
         order = point.order[order_index]
-        q, k, v = self.qkv(x[order]).reshape(n, 3, c).unbind(1)  # (N, C) each, along the curve
+        q, k, v = (
+            self.qkv(x.index_select(0, order)).reshape(n, 3, c).unbind(1)
+        )  # (N, C) each, along the curve
         shifts = CurveShifts(point.offsets.to(x.device), self.window_size // 2)
         if self.training and torch.is_grad_enabled():  # recompute in backward: keep no per-shift tensors
             out = checkpoint(self._attend, q, k, v, shifts, use_reentrant=False)
