@@ -208,6 +208,56 @@ def conv_forward(
         _conv_window_fwd_kernel(x, w4, pi, _tiles(offsets), acc_from, out)
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part):
+    """:func:`_conv_bwd_grad_kernel` for ``w4 (4, c)``: taps at scan offsets -1..2."""
+    nch = x.shape[1]
+    w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
+    nwork = dw_part.shape[0]
+    nitems = items.shape[0]
+    for w in prange(nwork):
+        zero = np.zeros(nch, dtype=x.dtype)
+        d0, d1, d2, d3 = dw_part[w, 0], dw_part[w, 1], dw_part[w, 2], dw_part[w, 3]
+        for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
+            q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+            for q in range(q0, q1):
+                x0, x1, x2, x3 = _window_rows(x, pi, q, s0, s1, zero)
+                t = pi[q]
+                gr = g[t]
+                dr = dout[t]
+                for ch in range(nch):
+                    v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                    sg = _sigmoid(v)
+                    gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                # one loop per tap: a loop that touches every array at once does not vectorise
+                for ch in range(nch):
+                    d0[ch] += gr[ch] * x0[ch]
+                for ch in range(nch):
+                    d1[ch] += gr[ch] * x1[ch]
+                for ch in range(nch):
+                    d2[ch] += gr[ch] * x2[ch]
+                for ch in range(nch):
+                    d3[ch] += gr[ch] * x3[ch]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _conv_window_bwd_input_kernel(w4, pi, items, g, dx):
+    """``dx[pi[q]] = w4[0] g[pi[q+1]] + w4[1] g[pi[q]] + w4[2] g[pi[q-1]] + w4[3] g[pi[q-2]]`` inside the sequence."""
+    nch = g.shape[1]
+    w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
+    for it in prange(items.shape[0]):
+        q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
+        zero = np.zeros(nch, dtype=g.dtype)
+        for q in range(q0, q1):
+            g0 = g[pi[q + 1]] if q + 1 < s1 else zero
+            g2 = g[pi[q - 1]] if q - 1 >= s0 else zero
+            g3 = g[pi[q - 2]] if q - 2 >= s0 else zero
+            g1 = g[pi[q]]
+            dr = dx[pi[q]]
+            for ch in range(nch):
+                dr[ch] = w0[ch] * g0[ch] + w1[ch] * g1[ch] + w2[ch] * g2[ch] + w3[ch] * g3[ch]
+
+
 def conv_backward(
     x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, dout: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -215,11 +265,19 @@ def conv_backward(
     items = _tiles(offsets)
     workers = max(1, min(numba.get_num_threads(), items.shape[0]))
     g = np.empty_like(x)
-    dw_part = np.zeros((workers,) + weight_t.shape, dtype=x.dtype)
-    _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, g, dw_part)
     dx = np.empty_like(x)
-    _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
-    return dx, dw_part.sum(0)
+    w4 = _window_weight(weight_t)
+    if w4 is None:
+        dw_part = np.zeros((workers,) + weight_t.shape, dtype=x.dtype)
+        _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, g, dw_part)
+        _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
+        return dx, dw_part.sum(0)
+    dw_part = np.zeros((workers,) + w4.shape, dtype=x.dtype)
+    _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part)
+    _conv_window_bwd_input_kernel(w4, pi, items, g, dx)
+    k = weight_t.shape[0]
+    first = 1 - (k - 1) // 2
+    return dx, dw_part.sum(0)[first : first + k]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
