@@ -8,6 +8,10 @@ voxel per ``2^l`` cells, as grid pooling does, with the channels of the paper-si
 - **pc3d**: :func:`pc3d.kernels.sparse.indice_conv_cpu` / ``indice_conv_backward_cpu``
   (``index_select`` into reused buffers, GEMM, a parallel numba scatter-add).
 
+The ``pairs`` rows time building the submanifold pairs: spconv's own CPU builder (baseline) against
+:func:`pc3d.kernels.sparse.subm_indice_pairs_cpu`, for the 3x3x3 kernel of every level and the
+5x5x5 stem kernel of level 0.
+
 Both run on the same pairs in the same process; times are medians over ``--repeats`` runs after
 one warm-up. GF/s counts the multiply-adds of the real pairs (2 flops each).
 
@@ -25,8 +29,9 @@ import time
 from pathlib import Path
 
 import torch
+from spconv.pytorch import ops
 
-from pc3d.kernels.sparse import indice_conv_backward_cpu, indice_conv_cpu, spconv
+from pc3d.kernels.sparse import indice_conv_backward_cpu, indice_conv_cpu, spconv, subm_indice_pairs_cpu
 
 CHANNELS = (32, 64, 128, 256, 512)
 
@@ -67,14 +72,18 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def level_inputs(coord: torch.Tensor, level: int, channels: int, gen: torch.Generator):
-    """Features, filters and spconv's submanifold pairs of ``coord (N, 3)`` pooled ``level`` times."""
-    grid = torch.floor((coord - coord.min(0).values) / 0.02).int() >> level
-    grid = torch.unique(grid, dim=0)
+def level_grid(coord: torch.Tensor, level: int) -> tuple[torch.Tensor, list[int]]:
+    """``indices (M, 4)`` (batch 0, voxel) of ``coord (N, 3)`` at 2 cm pooled ``level`` times, and the grid shape."""
+    grid = torch.unique(torch.floor((coord - coord.min(0).values) / 0.02).int() >> level, dim=0)
     indices = torch.cat([torch.zeros(len(grid), 1, dtype=torch.int32), grid], 1).contiguous()
-    shape = (grid.max(0).values + 1).tolist()
+    return indices, (grid.max(0).values + 1).tolist()
+
+
+def level_inputs(coord: torch.Tensor, level: int, channels: int, gen: torch.Generator):
+    """Features, filters and the submanifold pairs of ``coord (N, 3)`` pooled ``level`` times."""
+    indices, shape = level_grid(coord, level)
     conv = spconv.SubMConv3d(channels, channels, 3, bias=False, indice_key="b").eval()
-    x = spconv.SparseConvTensor(torch.randn(len(grid), channels, generator=gen), indices, shape, 1)
+    x = spconv.SparseConvTensor(torch.randn(len(indices), channels, generator=gen), indices, shape, 1)
     with torch.no_grad():
         out = conv(x)
     data = out.indice_dict["b"]
@@ -104,13 +113,31 @@ def measure_level(coord: torch.Tensor, level: int, c: int, gen: torch.Generator,
             4 * n_pairs * c * c,
         ),
     }
+    indices, shape = level_grid(coord, level)
+    for k in (3, 5) if level == 0 else (3,):
+        args = (indices, 1, shape, [k] * 3)
+        runs[f"pairs {k}x{k}x{k}"] = (
+            lambda args=args: ops.get_indice_pairs.__wrapped__(
+                *args[:3],
+                ops.ConvAlgo.Native,
+                args[3],
+                [1] * 3,
+                [args[3][0] // 2] * 3,
+                [1] * 3,
+                [0] * 3,
+                True,
+                False,
+            ),
+            lambda args=args: subm_indice_pairs_cpu(*args, [1] * 3),
+            0,
+        )
     rows = []
     for name, (base, ours, flops) in runs.items():
         t_base = _median_ms(base, repeats)
         t_ours = _median_ms(ours, repeats)
         rows.append({
             "pass": name, "voxels": feats.shape[0], "pairs": n_pairs, "baseline": t_base, "pc3d": t_ours,
-            "gflops": flops / t_ours / 1e6,
+            "gflops": f"{flops / t_ours / 1e6:.0f}" if flops else "",
         })  # fmt: skip
     return rows
 
@@ -142,11 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"forward": [0.0, 0.0], "backward": [0.0, 0.0]}
     for level, c in enumerate(CHANNELS):
         for row in measure_level(coord, level, c, gen, args.repeats):
-            totals[row["pass"]][0] += row["baseline"]
-            totals[row["pass"]][1] += row["pc3d"]
+            total = totals.setdefault(row["pass"].split()[0], [0.0, 0.0])
+            total[0] += row["baseline"]
+            total[1] += row["pc3d"]
             print(
                 f"| {level} | {row['voxels']:,} | {c} | {row['pairs']:,} | {row['pass']} | {row['baseline']:.1f} | "
-                f"{row['pc3d']:.1f} | {row['baseline'] / row['pc3d']:.2f}x | {row['gflops']:.0f} |"
+                f"{row['pc3d']:.1f} | {row['baseline'] / row['pc3d']:.2f}x | {row['gflops']} |"
             )
     for name, (t_base, t_ours) in totals.items():
         print(f"| all | | | | {name} | {t_base:.1f} | {t_ours:.1f} | {t_base / t_ours:.2f}x | |")

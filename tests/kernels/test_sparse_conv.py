@@ -177,3 +177,52 @@ def test_conv_forward_is_outside_autograd():
     expected[1] = feats[0].detach() @ filters.reshape(3, 2).T
     expected[0] = feats[1].detach() @ filters.reshape(3, 2).T
     torch.testing.assert_close(out, expected)
+
+
+def _pair_sets(pairs: torch.Tensor, counts: list[int]) -> list[set]:
+    return [set(zip(pairs[0, k, :n].tolist(), pairs[1, k, :n].tolist())) for k, n in enumerate(counts)]
+
+
+@pytest.mark.parametrize(
+    ("spatial", "ksize", "dilation"),
+    [((12, 11, 10), [3, 3, 3], [1, 1, 1]), ((12, 11, 10), [5, 5, 5], [1, 1, 1]),
+     ((12, 11, 10), [3, 1, 5], [2, 1, 1]), ((30, 20), [3, 3], [1, 1])],
+)  # fmt: skip
+def test_subm_pairs_match_spconv(spatial, ksize, dilation):
+    """The merge-based builder finds exactly spconv's own pairs for every kernel offset."""
+    from spconv.pytorch import ops
+
+    from pc3d.kernels.sparse import _pair_counts, subm_indice_pairs_cpu
+
+    gen = torch.Generator().manual_seed(3)
+    occ = torch.rand((BATCH, *spatial), generator=gen) < 0.3
+    indices = occ.nonzero().int()
+    indices = indices[torch.randperm(len(indices), generator=gen)].contiguous()  # rows in no spatial order
+    ndim = len(spatial)
+    out, pairs, counts = subm_indice_pairs_cpu(indices, BATCH, list(spatial), ksize, dilation)
+    assert out is indices
+    ref_out, ref_pairs, ref_num = ops.get_indice_pairs.__wrapped__(
+        indices, BATCH, list(spatial), ops.ConvAlgo.Native, ksize, [1] * ndim,
+        [k // 2 * d for k, d in zip(ksize, dilation)], dilation, [0] * ndim, True, False,
+    )  # fmt: skip
+    kv = len(counts)
+    ref_counts = _pair_counts(ref_num, kv, True)
+    ref_counts[kv // 2] = len(indices)  # spconv leaves the centre's count at 0 (every row pairs with itself)
+    assert counts.tolist() == ref_counts
+    assert _pair_sets(pairs, counts.tolist()) == _pair_sets(ref_pairs, ref_counts)
+
+
+def test_subm_pairs_reject_bad_indices():
+    from pc3d.kernels.sparse import subm_indice_pairs_cpu
+
+    good = torch.tensor([[0, 1, 1, 1], [0, 1, 2, 1]], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"voxel \[0, 1, 1, 1\] appears more than once"):
+        subm_indice_pairs_cpu(torch.cat([good, good[:1]]), 1, [4, 4, 4], [3] * 3, [1] * 3)
+    with pytest.raises(ValueError, match=r"column 2 must lie in \[0, 2\), got \[1, 2\]"):
+        subm_indice_pairs_cpu(good, 1, [4, 2, 4], [3] * 3, [1] * 3)
+    with pytest.raises(ValueError, match=r"batch column must lie in \[0, 1\)"):
+        subm_indice_pairs_cpu(
+            good + torch.tensor([1, 0, 0, 0], dtype=torch.int32), 1, [4, 4, 4], [3] * 3, [1] * 3
+        )
+    _, pairs, counts = subm_indice_pairs_cpu(good[:0], 1, [4, 4, 4], [3] * 3, [1] * 3)
+    assert pairs.shape == (2, 27, 0) and counts.sum() == 0
