@@ -17,7 +17,9 @@ Triton on CUDA. Without autograd, ``out`` lets the caller reuse one buffer (and 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -29,7 +31,32 @@ from pc3d.kernels.scan.interface import check_scan_order
 from pc3d.kernels.scan.reference import selective_scan_ref
 from pc3d.kernels.scan.sequence_conv import sequence_depthwise_conv_ref
 
-__all__ = ["FUSED_BACKENDS", "conv_silu", "conv_silu_sum", "mixer_scan", "resolve_backend"]
+__all__ = [
+    "FUSED_BACKENDS",
+    "conv_silu",
+    "conv_silu_sum",
+    "mixer_scan",
+    "recomputing_for_backward",
+    "resolve_backend",
+]
+
+_OUTPUT_UNUSED: ContextVar[bool] = ContextVar("pc3d_scan_output_unused", default=False)
+
+
+@contextmanager
+def recomputing_for_backward() -> Iterator[None]:
+    """Inside, :func:`mixer_scan` records its inputs for autograd but leaves its output uncomputed.
+
+    For activation checkpointing whose recomputed forward ends in the scan (the recompute context of
+    ``torch.utils.checkpoint(..., context_fn=...)``): the scan's backward needs its inputs only, and the
+    recomputed output is discarded, so evaluating the recurrence again would be wasted work.
+    """
+    token = _OUTPUT_UNUSED.set(True)
+    try:
+        yield
+    finally:
+        _OUTPUT_UNUSED.reset(token)
+
 
 FUSED_BACKENDS = ("auto", "numba", "triton", "torch")
 
@@ -214,7 +241,8 @@ class _MixerScanFn(torch.autograd.Function):
         ct = _compute_dtype(u)
         args = tuple(_c(t, ct) for t in (delta, A, B, C, D, bias))
         out = torch.empty_like(args[0])
-        _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, False)
+        if not _OUTPUT_UNUSED.get():
+            _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, False)
         ctx.save_for_backward(u, delta, A, B, C, D, bias, offs)
         ctx.flags = (be, reverse, stride)
         return out.to(u.dtype)

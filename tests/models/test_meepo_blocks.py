@@ -114,3 +114,20 @@ def test_bimamba_rejects_bad_arguments():
         BiMamba(8, directions=("forward", "sideways"))
     with pytest.raises(ValueError, match="expand"):
         BiMamba(3, expand=1.0)
+
+
+def test_bimamba_recompute_skips_the_discarded_scan(monkeypatch):
+    """The backward's recompute ends in the scan and discards its output: the recurrence runs once per direction."""
+    import pc3d.kernels.scan.fused as fused
+
+    calls = []
+    real = fused._scan_fwd
+    monkeypatch.setattr(fused, "_scan_fwd", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(3)
+    m = BiMamba(8, d_state=1, d_conv=4, expand=3.0, stride=2, backend="fused", recompute=True)
+    offsets = _offsets(COUNTS)
+    n = int(offsets[-1])
+    order = torch.arange(n)
+    m(torch.randn(n, 8, requires_grad=True), offsets, order, order).square().sum().backward()
+    assert len(calls) == len(m.directions)
+    assert all(p.grad is not None for p in m.parameters())

@@ -23,6 +23,7 @@ Two implementations compute the same function:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -32,9 +33,17 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from pc3d.kernels import selective_scan, sequence_depthwise_conv
-from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan
+from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan, recomputing_for_backward
 
 DIRECTIONS = ("forward", "reverse", "strided", "strided-reverse")
+
+
+def _recompute_without_scan_output():
+    """``checkpoint`` contexts for a direction: the first forward as usual; the recompute in backward ends in
+    the scan, whose output it discards, so the scan only records its inputs."""
+    return contextlib.nullcontext(), recomputing_for_backward()
+
+
 BACKENDS = ("auto", "fused", "torch", "numba", "triton", "mamba_ssm")
 
 
@@ -226,8 +235,9 @@ class BiMamba(nn.Module):
             for k in range(len(self.directions)):
                 if self.recompute:
                     y = checkpoint(
-                        self.direction_fused, xs_in, k, offsets, use_reentrant=False, preserve_rng_state=False
-                    )
+                        self.direction_fused, xs_in, k, offsets, use_reentrant=False, preserve_rng_state=False,
+                        context_fn=_recompute_without_scan_output,
+                    )  # fmt: skip
                 else:
                     y = self.direction_fused(xs_in, k, offsets)
                 y_sum = y if y_sum is None else y_sum + y
