@@ -167,12 +167,15 @@ def indice_conv_backward_cpu(
 def subm_indice_pairs_cpu(
     indices: Tensor, batch_size: int, spatial_shape: list[int], ksize: list[int], dilation: list[int]
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Submanifold conv pairs on CPU, in spconv's layout: ``(out_indices, pairs (2, KV, M), counts (KV,))``.
+    """Submanifold conv pairs on CPU, in spconv's layout: ``(out_indices, pairs (2, KV, P), counts (KV,))``.
 
     ``indices (M, 1 + D)`` int32 rows ``(batch, i_1 .. i_D)``; ``pairs[0, k, :counts[k]]`` are input rows and
     ``pairs[1, k, :counts[k]]`` output rows of kernel offset ``k`` (row-major over ``ksize``), the input
-    sitting at ``output + (offset - ksize // 2) * dilation``. The voxel keys are sorted once and merged
-    with themselves shifted by each offset (linear per offset); spconv's CPU builder probes a hash table.
+    sitting at ``output + (offset - ksize // 2) * dilation``. As in spconv, the centre offset (every row
+    with itself) has count 0. The table is only as wide as the most pairs of an offset (``P``), not ``M``:
+    a level's tables live as long as its sparse tensor, and a 5x5x5 kernel's full ``(2, 125, M)`` table
+    would hold 1 kB per voxel. The voxel keys are sorted once and merged with themselves shifted by each
+    offset (linear per offset); spconv's CPU builder probes a hash table.
     """
     m, ndim = indices.shape[0], indices.shape[1] - 1
     pad = [(k // 2) * d for k, d in zip(ksize, dilation)]
@@ -203,6 +206,11 @@ def subm_indice_pairs_cpu(
     keys_np, rows_np = sorted_keys.numpy(), order.to(indices.dtype).numpy()
     with numba_threads(float(m) * deltas.numel() * 8):  # ~8 ns per row and offset
         subm_pairs(keys_np, rows_np, deltas.numpy(), run, step, pairs.numpy(), counts.numpy())
+    centre = deltas.numel() // 2
+    counts[centre] = 0
+    width = int(counts.max()) if m else 0
+    pairs = pairs[:, :, :width].clone()
+    pairs[:, centre] = -1
     return indices, pairs, counts
 
 

@@ -13,7 +13,7 @@ The ``pairs`` rows time building the submanifold pairs: spconv's own CPU builder
 5x5x5 stem kernel of level 0.
 
 Both run on the same pairs in the same process; times are medians over ``--repeats`` runs after
-one warm-up. GF/s counts the multiply-adds of the real pairs (2 flops each).
+one warm-up. GF/s counts the multiply-adds of the real pairs, the centre offset included (2 flops each).
 
 Usage: ``python tools/bench_sparse.py [--repeats 7] [--threads 2]``
 """
@@ -96,7 +96,7 @@ def level_inputs(coord: torch.Tensor, level: int, channels: int, gen: torch.Gene
 def measure_level(coord: torch.Tensor, level: int, c: int, gen: torch.Generator, repeats: int) -> list[dict]:
     """Forward and backward of one level: both implementations on the same pairs (checked equal first)."""
     feats, filters, pairs, pair_num, counts = level_inputs(coord, level, c, gen)
-    n_pairs = sum(counts)
+    n_pairs = sum(counts) + feats.shape[0]  # the centre offset pairs every voxel with itself
     grad = torch.randn(feats.shape[0], c, generator=gen)
     ref = baseline_forward(feats, filters, pairs, counts)
     got = indice_conv_cpu(feats, filters, pairs, pair_num, feats.shape[0], subm=True)

@@ -207,9 +207,12 @@ def test_subm_pairs_match_spconv(spatial, ksize, dilation):
     )  # fmt: skip
     kv = len(counts)
     ref_counts = _pair_counts(ref_num, kv, True)
-    ref_counts[kv // 2] = len(indices)  # spconv leaves the centre's count at 0 (every row pairs with itself)
+    assert counts[kv // 2] == 0 and ref_counts[kv // 2] == 0  # the centre pairs every row with itself
     assert counts.tolist() == ref_counts
     assert _pair_sets(pairs, counts.tolist()) == _pair_sets(ref_pairs, ref_counts)
+    assert pairs.shape == (2, kv, max(ref_counts)) and max(ref_counts) < len(
+        indices
+    )  # no room for the centre
 
 
 def test_subm_pairs_reject_bad_indices():
