@@ -146,8 +146,32 @@ def overfit_scene0000_crop(
     return overfit_crop(model, batch, steps, lr)
 
 
+def check_pairs_built_once_per_level(model: nn.Module) -> None:
+    """One forward builds the sparse-conv neighbour pairs once for the stem and once per level: every other
+    conv of a level reuses them."""
+    from spconv.pytorch import ops
+
+    builds = []
+    real = ops.get_indice_pairs
+
+    def counting(*args, **kwargs):
+        builds.append(1)
+        return real(*args, **kwargs)
+
+    ops.get_indice_pairs = counting
+    try:
+        with torch.no_grad():
+            logits(model, *cloud(500, 1), [0, 500])
+    finally:
+        ops.get_indice_pairs = real
+    assert len(builds) == 1 + len(model.enc), (
+        f"{len(builds)} pair builds for {len(model.enc)} levels and a stem"
+    )
+
+
 def check_unet(model: nn.Module, min_reach: float = 0.99) -> None:
     """Every check of a mixer inside a U-Net: packing, point order, gradients across clouds, training."""
+    check_pairs_built_once_per_level(model)
     check_batch_invariance(model)
     check_order_invariance(model)
     check_no_cross_cloud_gradient(model, min_reach)

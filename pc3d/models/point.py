@@ -53,6 +53,17 @@ class SerializedPoints:
     def num_points(self) -> int:
         return self.coord.shape[0]
 
+    def sparse_conv(self, conv: Any, feat: Tensor) -> Tensor:
+        """A spconv module on this level's voxels with features ``feat (N, C_in)`` -> ``(N, C_out)``.
+
+        spconv stores the neighbour pairs a conv builds on the conv's output tensor only (a copy of the
+        input's cache); they are copied back into the level's cache here, so every other conv of the level
+        with the same ``indice_key`` reuses them instead of building them again.
+        """
+        out = conv(self.sparse.replace_feature(feat))
+        self.sparse.indice_dict.update(out.indice_dict)
+        return out.features
+
     @property
     def num_clouds(self) -> int:
         return self.offsets.numel() - 1

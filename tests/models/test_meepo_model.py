@@ -8,6 +8,7 @@ from mixer_checks import (
     check_batch_invariance,
     check_no_cross_cloud_gradient,
     check_order_invariance,
+    check_pairs_built_once_per_level,
     cloud,
     logits,
     warmed_up,
@@ -70,3 +71,7 @@ def test_meepo_rejects_bad_input():
         logits(m, coord * 1e5, feat, torch.tensor([0, 50]))
     with pytest.raises(ValueError, match="enc_channels"):
         MEEPO(enc_depths=(1, 1), enc_channels=(8,), dec_depths=(1,), dec_channels=(8,), strides=(2,))
+
+
+def test_meepo_builds_neighbour_pairs_once_per_level():
+    check_pairs_built_once_per_level(_model())

@@ -8,6 +8,7 @@ from mixer_checks import (
     check_batch_invariance,
     check_no_cross_cloud_gradient,
     check_order_invariance,
+    check_pairs_built_once_per_level,
     warmed_up,
 )
 
@@ -100,3 +101,7 @@ def test_ptv3_rejects_bad_config():
         PTv3(**{**SMALL, "enc_num_heads": (3, 2, 4)})
     with pytest.raises(ValueError, match="enc_num_heads"):
         PTv3(**{**SMALL, "enc_num_heads": (2, 2)})
+
+
+def test_ptv3_builds_neighbour_pairs_once_per_level():
+    check_pairs_built_once_per_level(_model())

@@ -57,7 +57,7 @@ class MEEPOBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, feat: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
-        conv = self.conv(point.sparse.replace_feature(feat)).features
+        conv = point.sparse_conv(self.conv, feat)
         feat = feat + self.conv_act(self.conv_norm(conv))
         feat = feat + self.drop_path(
             self.mixer(self.norm1(feat), point.offsets, point.order[order_index], point.inverse[order_index]),

@@ -128,7 +128,7 @@ class PTv3Block(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, feat: Tensor, point: SerializedPoints, order_index: int) -> Tensor:
-        cpe = self.cpe(point.sparse.replace_feature(feat)).features
+        cpe = point.sparse_conv(self.cpe, feat)
         feat = feat + self.cpe_norm(self.cpe_proj(cpe))
         key = ("patch", order_index, self.patch_size)
         patches = point.cache.get(key)
