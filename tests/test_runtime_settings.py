@@ -70,3 +70,36 @@ def test_chosen_numba_cpu_settings_are_kept():
     code = "import pc3d, os; print(os.environ['NUMBA_CPU_NAME'], 'NUMBA_CPU_FEATURES' in os.environ)"
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["generic", "False"], res.stderr[-2000:]
+
+
+FREED_MEMORY = """
+import pc3d
+import torch
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+x = torch.ones(16 << 20)  # 64 MB
+before = rss()
+del x
+print(int((before - rss()) > 32 << 20))  # 1: the freed block went back to the kernel
+"""
+
+
+def test_freed_memory_stays_in_the_heap_unless_malloc_is_configured():
+    """``import pc3d`` keeps freed blocks for reuse (no page faults on the next large tensor); a ``MALLOC_*``
+    variable leaves glibc's own behaviour (large blocks unmapped on free)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    runs = {}
+    for name, extra in (("default", {}), ("configured", {"MALLOC_ARENA_MAX": "8"})):
+        res = subprocess.run(
+            [sys.executable, "-c", FREED_MEMORY],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[name] = res.stdout.strip()
+    assert runs == {"default": "0", "configured": "1"}
