@@ -37,7 +37,13 @@ from torch import Tensor
 from pc3d.kernels._sparse_numba import first_repeat, scatter_add_rows, subm_pairs
 from pc3d.kernels.points._common import numba_threads
 
-__all__ = ["spconv", "apply_cpu_fixes", "indice_conv_cpu", "indice_conv_backward_cpu"]
+__all__ = [
+    "spconv",
+    "apply_cpu_fixes",
+    "indice_conv_cpu",
+    "indice_conv_backward_cpu",
+    "subm_indice_pairs_cpu",
+]
 
 _PATCH_MARK = "_pc3d_cpu_fixes"
 

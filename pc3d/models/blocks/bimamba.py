@@ -36,15 +36,13 @@ from pc3d.kernels import selective_scan, sequence_depthwise_conv
 from pc3d.kernels.scan.fused import conv_silu, conv_silu_sum, mixer_scan, recomputing_for_backward
 
 DIRECTIONS = ("forward", "reverse", "strided", "strided-reverse")
+BACKENDS = ("auto", "fused", "torch", "numba", "triton", "mamba_ssm")
 
 
 def _recompute_without_scan_output():
     """``checkpoint`` contexts for a direction: the first forward as usual; the recompute in backward ends in
     the scan, whose output it discards, so the scan only records its inputs."""
     return contextlib.nullcontext(), recomputing_for_backward()
-
-
-BACKENDS = ("auto", "fused", "torch", "numba", "triton", "mamba_ssm")
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
