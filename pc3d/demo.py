@@ -328,8 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ARG",
         help="extra LightningCLI argument for every run, after the demo's own, e.g. "
-        "--override=--trainer.max_time=00:00:30:00 (a safety stop on top of the step budget; the "
-        "learning-rate schedule never reads it)",
+        "--override=--trainer.enable_model_summary=false",
     )
     # A task's process of a side-by-side run: train, test, predict and render one task on data that
     # the parent made, then write what it measured to this JSON file.
