@@ -115,9 +115,8 @@ class BudgetSchedule(LRScheduler):
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update(
-            {k: v for k, v in state_dict.items() if k != "time_fraction"}
-        )  # older checkpoints
+        # the "time_fraction" entry of older checkpoints is ignored: schedules follow the step budget only
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "time_fraction"})
 
 
 def trainer_budget(trainer: L.Trainer | None) -> float:

@@ -7,8 +7,8 @@ crop, with ratios against the PTv3 baselines (``ptv3-math`` and ``ptv3-sdpa``) m
 run. ``meepo`` runs the token-major fused mixer, ``meepo-ref`` the same model on the channel-major
 reference kernels. Each
 measurement runs in a fresh subprocess;
-peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up
-(``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up); on CPU, the
+peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up, which
+counts the freed blocks the heap keeps for reuse (``import pc3d``'s allocator setting) (``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up); on CPU, the
 live peak is measured again in a process of its own whose allocator returns freed blocks
 (``MALLOC_MMAP_THRESHOLD_=65536``): the peak RSS of one step above the RSS after a warm-up step, i.e. the
 tensors alive at once without what glibc keeps of freed ones (what a GPU allocator's peak measures)
