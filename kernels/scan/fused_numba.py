@@ -21,6 +21,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from pc3d.kernels._prefetch import PREFETCH_AHEAD, prefetch, prefetch_row
 from pc3d.kernels.scan.numba_cpu import _exp2, _like, _scan_start, _scan_step, _sigmoid, _softplus
 
 __all__ = [
@@ -187,6 +188,9 @@ def _conv_window_fwd_kernel(x, w4, pi, items, acc_from, out):
         q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
         zero = np.zeros(nch, dtype=x.dtype)
         for q in range(q0, q1):
+            if q + PREFETCH_AHEAD + 2 < s1:
+                prefetch_row(x, pi[q + PREFETCH_AHEAD + 2], 0, nch)
+                prefetch_row(out, pi[q + PREFETCH_AHEAD], 0, nch)
             x0, x1, x2, x3 = _window_rows(x, pi, q, s0, s1, zero)
             orow = out[pi[q]]
             for ch in range(acc_from):
@@ -221,6 +225,10 @@ def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part):
         for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
             q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
             for q in range(q0, q1):
+                if q + PREFETCH_AHEAD + 2 < s1:
+                    prefetch_row(x, pi[q + PREFETCH_AHEAD + 2], 0, nch)
+                    prefetch_row(dout, pi[q + PREFETCH_AHEAD], 0, nch)
+                    prefetch_row(g, pi[q + PREFETCH_AHEAD], 0, nch)
                 x0, x1, x2, x3 = _window_rows(x, pi, q, s0, s1, zero)
                 t = pi[q]
                 gr = g[t]
@@ -249,6 +257,9 @@ def _conv_window_bwd_input_kernel(w4, pi, items, g, dx):
         q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
         zero = np.zeros(nch, dtype=g.dtype)
         for q in range(q0, q1):
+            if q + PREFETCH_AHEAD + 1 < s1:
+                prefetch_row(g, pi[q + PREFETCH_AHEAD + 1], 0, nch)
+                prefetch_row(dx, pi[q + PREFETCH_AHEAD], 0, nch)
             g0 = g[pi[q + 1]] if q + 1 < s1 else zero
             g2 = g[pi[q - 1]] if q - 1 >= s0 else zero
             g3 = g[pi[q - 2]] if q - 2 >= s0 else zero
@@ -425,7 +436,14 @@ def _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk,
         a2 = par[1, c0:c1]
         dd = par[2, c0:c1]
         i, r = _scan_start(0, length, stride, reverse)
-        for _ in range(length):
+        ia, ra = _scan_start(min(PREFETCH_AHEAD, length - 1), length, stride, reverse)
+        for p in range(length):
+            if p + PREFETCH_AHEAD < length:
+                ta = s0 + ia
+                prefetch_row(u, ta, u0 + c0, u0 + c1)
+                prefetch_row(delta, ta, c0, c1)
+                prefetch_row(out, ta, c0, c1)
+                ia, ra = _scan_step(ia, ra, length, stride, reverse)
             t = s0 + i
             bt = B[t, 0]
             ct = C[t, 0]
@@ -449,12 +467,23 @@ def _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk,
             i, r = _scan_step(i, r, length, stride, reverse)
 
 
+@njit(inline="always")
+def _low(low, t, j):
+    """``low[t, j]``, 0 past the last column (the projection's rank is padded to a multiple of 4)."""
+    return low[t, j] if j < low.shape[1] else _like(0.0, low[t, 0])
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out):
-    """:func:`_scan_fwd_kernel_n1` with ``δ = low @ WT`` formed row by row: ``low (L, r)``, ``WT (r, d)``
-    (the mixer's ``dt_proj``), so the ``(L, d)`` ``δ`` is never stored."""
+def _scan_fwd_kernel_n1_proj(u, u0, low, prm, B, C, offsets, reverse, stride, nblk, accumulate, out):
+    """:func:`_scan_fwd_kernel_n1` with ``δ = low @ WT`` formed row by row (``low (L, r)``, ``WT (r, d)``: the
+    mixer's ``dt_proj``), so the ``(L, d)`` ``δ`` is never stored.
+
+    ``prm (3 + r4, d)`` = (bias, A·log2e, D, the rows of ``WT`` zero-padded to ``r4``, a multiple of 4). The first
+    4 rank terms are summed inside the scan's channel loop; the others, in groups of 4, first go to a row buffer:
+    a rank-2 or rank-4 projection costs no extra loop per row (the loop overhead dominated narrow rows).
+    """
     dim = out.shape[1]
-    rank = WT.shape[0]
+    groups = (prm.shape[0] - 3) // 4
     nseg = offsets.shape[0] - 1
     cb = (dim + nblk - 1) // nblk
     for item in prange(nseg * nblk):
@@ -467,39 +496,53 @@ def _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride
             continue
         w = c1 - c0
         h = np.zeros(w, dtype=out.dtype)
-        dr = np.empty(w, dtype=out.dtype)
-        wt = np.ascontiguousarray(WT[:, c0:c1])
-        b0 = par[0, c0:c1]
-        a2 = par[1, c0:c1]
-        dd = par[2, c0:c1]
+        pr = np.ascontiguousarray(prm[:, c0:c1])  # one array for all parameters: the loops vectorise
+        rest = pr[0].copy()  # the bias plus the rank terms past the first 4
         i, r = _scan_start(0, length, stride, reverse)
-        for _ in range(length):
+        ia, ra = _scan_start(min(PREFETCH_AHEAD, length - 1), length, stride, reverse)
+        for p in range(length):
+            if p + PREFETCH_AHEAD < length:
+                ta = s0 + ia
+                prefetch_row(u, ta, u0 + c0, u0 + c1)
+                prefetch_row(out, ta, c0, c1)
+                prefetch(low, ta, 0)
+                ia, ra = _scan_step(ia, ra, length, stride, reverse)
             t = s0 + i
             bt = B[t, 0]
             ct = C[t, 0]
             ur = u[t, u0 + c0 : u0 + c1]
             orow = out[t, c0:c1]
-            for c in range(w):
-                dr[c] = b0[c]
-            for j in range(rank):
-                lj = low[t, j]
-                wr = wt[j]
-                for c in range(w):
-                    dr[c] += lj * wr[c]
+            for g in range(1, groups):
+                k = 3 + 4 * g
+                la, lb = _low(low, t, 4 * g), _low(low, t, 4 * g + 1)
+                lc, ld = _low(low, t, 4 * g + 2), _low(low, t, 4 * g + 3)
+                if g == 1:
+                    for c in range(w):
+                        rest[c] = (
+                            pr[0, c]
+                            + la * pr[k, c]
+                            + lb * pr[k + 1, c]
+                            + lc * pr[k + 2, c]
+                            + ld * pr[k + 3, c]
+                        )
+                else:
+                    for c in range(w):
+                        rest[c] += la * pr[k, c] + lb * pr[k + 1, c] + lc * pr[k + 2, c] + ld * pr[k + 3, c]
+            l0, l1, l2, l3 = _low(low, t, 0), _low(low, t, 1), _low(low, t, 2), _low(low, t, 3)
             if accumulate:
                 for c in range(w):
-                    dl = _softplus(dr[c])
+                    dl = _softplus(rest[c] + l0 * pr[3, c] + l1 * pr[4, c] + l2 * pr[5, c] + l3 * pr[6, c])
                     uu = ur[c]
-                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    v = _exp2(dl * pr[1, c]) * h[c] + dl * uu * bt
                     h[c] = v
-                    orow[c] += v * ct + dd[c] * uu
+                    orow[c] += v * ct + pr[2, c] * uu
             else:
                 for c in range(w):
-                    dl = _softplus(dr[c])
+                    dl = _softplus(rest[c] + l0 * pr[3, c] + l1 * pr[4, c] + l2 * pr[5, c] + l3 * pr[6, c])
                     uu = ur[c]
-                    v = _exp2(dl * a2[c]) * h[c] + dl * uu * bt
+                    v = _exp2(dl * pr[1, c]) * h[c] + dl * uu * bt
                     h[c] = v
-                    orow[c] = v * ct + dd[c] * uu
+                    orow[c] = v * ct + pr[2, c] * uu
             i, r = _scan_step(i, r, length, stride, reverse)
 
 
@@ -536,7 +579,14 @@ def _scan_bwd_kernel_n1(
         h = np.zeros(w, dtype=delta.dtype)
         zero = np.zeros(w, dtype=delta.dtype)
         i, r = _scan_start(0, length, stride, reverse)
-        for _ in range(length):  # recompute the states
+        ia, ra = _scan_start(min(PREFETCH_AHEAD, length - 1), length, stride, reverse)
+        for p in range(length):  # recompute the states
+            if p + PREFETCH_AHEAD < length:
+                ta = s0 + ia
+                prefetch_row(u, ta, u0 + c0, u0 + c1)
+                prefetch_row(delta, ta, c0, c1)
+                prefetch_row(hs, ta, c0, c1)
+                ia, ra = _scan_step(ia, ra, length, stride, reverse)
             t = s0 + i
             bt = B[t, 0]
             ur = u[t, u0 + c0 : u0 + c1]
@@ -549,7 +599,17 @@ def _scan_bwd_kernel_n1(
                 hr[c] = v
             i, r = _scan_step(i, r, length, stride, reverse)
         i, r = _scan_start(length - 1, length, stride, reverse)
+        ia, ra = _scan_start(max(length - 1 - PREFETCH_AHEAD, 0), length, stride, reverse)
         for p in range(length - 1, -1, -1):  # adjoint scan, last scan position first
+            if p >= PREFETCH_AHEAD:
+                ta = s0 + ia
+                prefetch_row(u, ta, u0 + c0, u0 + c1)
+                prefetch_row(delta, ta, c0, c1)
+                prefetch_row(dout, ta, c0, c1)
+                prefetch_row(hs, ta, c0, c1)
+                prefetch_row(du, ta, c0, c1)
+                prefetch_row(ddelta, ta, c0, c1)
+                ia, ra = _scan_step(ia, ra, length, stride, not reverse)
             t = s0 + i
             ip, rp = i, r
             hp = zero
@@ -807,7 +867,9 @@ def scan_forward_proj(
 ) -> None:  # fmt: skip
     """:func:`scan_forward` with ``delta = low @ proj.T`` (``low (L, r)``, ``proj (d, r)``) for ``n == 1``."""
     a2 = (A[:, 0].astype(np.float64) * 1.4426950408889634).astype(out.dtype)
-    par = np.ascontiguousarray(np.stack([bias, a2, D]))
+    rank = proj.shape[1]
+    prm = np.zeros((3 + -(-rank // 4) * 4, out.shape[1]), dtype=out.dtype)
+    prm[0], prm[1], prm[2] = bias, a2, D
+    prm[3 : 3 + rank] = proj.T
     nblk = channel_blocks(out.shape[1], len(offsets) - 1, numba.get_num_threads())
-    WT = np.ascontiguousarray(proj.T)
-    _scan_fwd_kernel_n1_proj(u, u0, low, WT, par, B, C, offsets, reverse, stride, nblk, accumulate, out)
+    _scan_fwd_kernel_n1_proj(u, u0, low, prm, B, C, offsets, reverse, stride, nblk, accumulate, out)

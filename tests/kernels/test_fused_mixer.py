@@ -301,20 +301,26 @@ def test_triton_interpreter_parity_subprocess():
     assert f"{len(_TRITON_CASES)} passed" in proc.stdout, proc.stdout[-2000:]
 
 
-@pytest.mark.parametrize("reverse, stride", [(False, 1), (True, 2)])
-def test_delta_proj_equals_projected_delta(reverse, stride):
-    """``delta_proj``: formed row by row inside the numba kernel (inference) or as one matmul (autograd)."""
+@pytest.mark.parametrize(
+    "reverse, stride, rank",
+    [(False, 1, 3), (True, 2, 3), (False, 2, 1), (True, 1, 4), (True, 2, 9), (False, 1, 12)],
+)
+def test_delta_proj_equals_projected_delta(reverse, stride, rank):
+    """``delta_proj``: formed row by row inside the numba kernel (inference) or as one matmul (autograd).
+    Ranks 1, 3, 4, 9 and 12: the kernel sums the rank terms in groups of 4, the first group inside the scan loop."""
     length = int(OFFSETS[-1])
     inp = _scan_inputs(length, 12, 1, torch.float32)
     g = torch.Generator().manual_seed(9)
-    low, proj = torch.randn(length, 3, generator=g), torch.randn(12, 3, generator=g) * 0.5
+    low, proj = torch.randn(length, rank, generator=g), torch.randn(12, rank, generator=g) * 0.5
     args = [inp[k] for k in SCAN_NAMES]
     kw = dict(reverse=reverse, stride=stride)
     want = mixer_scan(args[0], low @ proj.t(), *args[2:], OFFSETS, backend="torch", **kw)
     with torch.no_grad():
         out = torch.ones(length, 12)
         mixer_scan(args[0], low, *args[2:], OFFSETS, out=out, accumulate=True, delta_proj=proj, **kw)
-    torch.testing.assert_close(out, want + 1, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out, want + 1, rtol=1e-5, atol=1e-5)
+        mixer_scan(args[0], low, *args[2:], OFFSETS, out=out, delta_proj=proj, **kw)
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
     got = _with_grads(
         lambda lo, p: mixer_scan(args[0], lo, *args[2:], OFFSETS, delta_proj=p, **kw), [low, proj]
     )
