@@ -196,7 +196,9 @@ def _positions_and_inverse(offs: Tensor, length: int, orders: tuple[tuple[bool, 
     """``(pis, qinv)``, both ``(len(orders), L)`` int64: every order's scan positions and their inverse."""
     pis = np.stack([_positions(offs, length, reverse, stride) for reverse, stride in orders])
     qinv = np.empty_like(pis)
-    np.put_along_axis(qinv, pis, np.arange(length, dtype=np.int64)[None], axis=1)
+    steps = np.arange(length, dtype=np.int64)
+    for k in range(len(orders)):
+        qinv[k, pis[k]] = steps
     return pis, qinv
 
 
