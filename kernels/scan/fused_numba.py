@@ -359,6 +359,14 @@ def conv_sum_forward(
 # ----------------------------------------------------------------------------- selective scan
 
 
+@njit(inline="always")
+def _block_width(dim, nblk):
+    """Channels per scan work item: an even split of ``dim`` in ``nblk`` blocks, rounded up to whole 16-lane
+    vectors when every block still gets one (a ragged tail in every row costs more than an uneven split)."""
+    cb = (dim + nblk - 1) // nblk
+    return (cb + 15) // 16 * 16 if dim >= 16 * nblk else cb
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _scan_fwd_kernel(u, u0, delta, A2t, B, C, Dv, bias, offsets, reverse, stride, nblk, accumulate, out):
     """u (L, >= u0 + d) holds the inputs in columns ``u0 ..``; delta, out (L, d); A2t = (A·log2e)^T (n, d); B, C (L, n); Dv, bias (d,).
@@ -368,7 +376,7 @@ def _scan_fwd_kernel(u, u0, delta, A2t, B, C, Dv, bias, offsets, reverse, stride
     dim = delta.shape[1]
     n = A2t.shape[0]
     nseg = offsets.shape[0] - 1
-    cb = (dim + nblk - 1) // nblk
+    cb = _block_width(dim, nblk)
     for item in prange(nseg * nblk):
         seg = item // nblk
         c0 = (item - seg * nblk) * cb
@@ -421,7 +429,7 @@ def _scan_fwd_kernel_n1(u, u0, delta, par, B, C, offsets, reverse, stride, nblk,
     """
     dim = delta.shape[1]
     nseg = offsets.shape[0] - 1
-    cb = (dim + nblk - 1) // nblk
+    cb = _block_width(dim, nblk)
     for item in prange(nseg * nblk):
         seg = item // nblk
         c0 = (item - seg * nblk) * cb
@@ -485,7 +493,7 @@ def _scan_fwd_kernel_n1_proj(u, u0, low, prm, B, C, offsets, reverse, stride, nb
     dim = out.shape[1]
     groups = (prm.shape[0] - 3) // 4
     nseg = offsets.shape[0] - 1
-    cb = (dim + nblk - 1) // nblk
+    cb = _block_width(dim, nblk)
     for item in prange(nseg * nblk):
         seg = item // nblk
         c0 = (item - seg * nblk) * cb
@@ -559,7 +567,7 @@ def _scan_bwd_kernel_n1(
     """
     dim = delta.shape[1]
     nseg = offsets.shape[0] - 1
-    cb = (dim + nblk - 1) // nblk
+    cb = _block_width(dim, nblk)
     for item in prange(nseg * nblk):
         seg = item // nblk
         blk = item - seg * nblk
@@ -663,7 +671,7 @@ def _scan_bwd_kernel(
     dim = delta.shape[1]
     n = A2t.shape[0]
     nseg = offsets.shape[0] - 1
-    cb = (dim + nblk - 1) // nblk
+    cb = _block_width(dim, nblk)
     for item in prange(nseg * nblk):
         seg = item // nblk
         blk = item - seg * nblk

@@ -223,6 +223,37 @@ def test_threads_do_not_change_results():
     _assert_all_close(results[1], results[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dim", [40, 48])
+def test_scan_channel_blocks_of_whole_vectors(dim):
+    """One sequence on 2 threads: the channels split in blocks rounded up to 16 (32 + 8, 32 + 16), forward and
+    backward, and the inference kernel that forms ``delta`` from ``delta_proj`` row by row."""
+    import numba
+
+    length = 90
+    offsets = torch.tensor([0, length])
+    inp = _scan_inputs(length, dim, 1, torch.float32)
+    args = [inp[k] for k in SCAN_NAMES]
+    g = torch.Generator().manual_seed(3)
+    low, proj = torch.randn(length, 2, generator=g), torch.randn(dim, 2, generator=g) * 0.5
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        for reverse, stride in ORDERS:
+            kw = dict(reverse=reverse, stride=stride)
+            ref = _with_grads(
+                lambda *t, kw=kw: mixer_scan(*(a.double() for a in t), offsets, backend="torch", **kw), args
+            )
+            got = _with_grads(lambda *t, kw=kw: mixer_scan(*t, offsets, **kw), args)
+            _assert_all_close(got, ref, 1e-4, 1e-4)
+            want = mixer_scan(args[0], low @ proj.t(), *args[2:], offsets, backend="torch", **kw)
+            with torch.no_grad():
+                out = torch.empty(length, dim)
+                mixer_scan(args[0], low, *args[2:], offsets, out=out, delta_proj=proj, **kw)
+            torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    finally:
+        numba.set_num_threads(old)
+
+
 def test_rejects_bad_arguments():
     x, w = _conv_inputs(10, 4, 4, torch.float32)
     inp = _scan_inputs(10, 4, 1, torch.float32)
