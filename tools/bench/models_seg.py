@@ -7,7 +7,8 @@ crop, with ratios against the PTv3 baselines (``ptv3-math`` and ``ptv3-sdpa``) m
 run. ``meepo`` runs the token-major fused mixer, ``meepo-ref`` the same model on the channel-major
 reference kernels. Each
 measurement runs in a fresh subprocess;
-peak memory is the RSS sampled every 2 ms during the timed runs minus the RSS before the warm-up, which
+peak memory is the peak RSS of the timed runs (``VmHWM``, reset after the warm-up: no sampling thread competes
+with the model for the cores) minus the RSS before the warm-up, which
 counts the freed blocks the heap keeps for reuse (``import pc3d``'s allocator setting) (``--device cuda``: the CUDA allocator's peak above what was allocated before the warm-up); on CPU, the
 live peak is measured again in a process of its own whose allocator returns freed blocks
 (``MALLOC_MMAP_THRESHOLD_=65536``): the peak RSS of one step above the RSS after a warm-up step, i.e. the
@@ -32,7 +33,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -157,25 +157,14 @@ def worker(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats()
     else:
         warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    peak, stop = [0], threading.Event()
-
-    def sample() -> None:  # RSS sampled every 2 ms during the timed runs (on CUDA: the allocator's peak)
-        while not stop.is_set():
-            peak[0] = max(peak[0], torch.cuda.max_memory_allocated() if cuda else _rss_bytes())
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+        _reset_peak_rss()
     times, cpu = [], []
     for _ in range(args.repeats):
         t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    stop.set()
-    sampler.join()
-    if cuda:
-        peak[0] = max(peak[0], torch.cuda.max_memory_allocated())
+    peak = torch.cuda.max_memory_allocated() if cuda else _vm_hwm_bytes()
     shares = None
     if args.mode == "infer":
         timer = instrument(model, sync)
@@ -192,11 +181,17 @@ def worker(args: argparse.Namespace) -> dict:
         "median_s": statistics.median(times),
         "times_s": times,
         "cpu_s": statistics.median(cpu),
-        "peak_mem_gb": (peak[0] - base) / 1e9,
+        "peak_mem_gb": (peak - base) / 1e9,
         "warmup_s": warm_s,
         "warmup_peak_mem_gb": (warm_peak - base) / 1e9,
         "component_s": shares,
     }
+
+
+def _reset_peak_rss() -> None:
+    """Reset ``VmHWM`` to the current RSS (``/proc/self/clear_refs`` <- 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _vm_hwm_bytes() -> int:
@@ -213,8 +208,7 @@ def _live_peak(args: argparse.Namespace, step) -> dict:
     tensors alive at once, without what glibc keeps of freed ones (on CUDA the allocator peak is that)."""
     step()
     base = _rss_bytes()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS
+    _reset_peak_rss()
     step()
     return {"model": args.model, "mode": args.mode, "live_peak_mem_gb": (_vm_hwm_bytes() - base) / 1e9}
 
