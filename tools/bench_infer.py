@@ -37,16 +37,13 @@ import threading
 import time
 from pathlib import Path
 
+from pc3d.tools.bench.process_memory import rss_bytes
+
 ROWS = {
     "seg": ("dataset path", "pc3d infer", "pc3d infer, 100k tiles", "pc3d infer + normals"),
     "det": ("dataset path", "pc3d infer"),
 }
 CONFIGS = {"seg": "meepo_demo.yaml", "det": "pointformer_demo_kitti.yaml"}
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _task(kind: str):
@@ -143,12 +140,12 @@ def worker(kind: str, row: str, args: argparse.Namespace) -> dict:
                 predictor.predict(pts[:n])
 
     run(20_000)  # warm-up: numba compilation and first-call allocations stay out of the numbers
-    before = _rss()
+    before = rss_bytes()
     peak, stop = [before], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _rss())
+            peak[0] = max(peak[0], rss_bytes())
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)

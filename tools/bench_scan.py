@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from pc3d.tools.bench.process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
+
 SHAPES = {
     "full": [((2, 256, 4096, 16), None), ((1, 192, 65536, 1), 4)],
     "quick": [((2, 64, 1024, 16), None), ((1, 48, 16384, 1), 4)],
@@ -37,19 +39,6 @@ MODES = ("fwd", "fwd+bwd")
 # MEEPO's mixer scan: (b, d, L, n), clouds; directions as (reverse, stride)
 MIXER_SHAPES = {"full": [((1, 192, 65536, 1), 4)], "quick": [((1, 48, 16384, 1), 4)]}
 MIXER_ORDERS = ((False, 1), (True, 2))
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def _make_case(shape, n_clouds, device, requires_grad, seed=0):
@@ -146,12 +135,12 @@ def worker(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        _reset_peak_rss()
-        base = _rss_kib("VmRSS") * 1024
+        reset_peak_rss()
+        base = rss_bytes()
     with torch.no_grad() if not grad else torch.enable_grad():
         y = _run_once(selective_scan, inp, offsets, grad_out, mode, backend, order)
         sync()
-        peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024) - base
+        peak = (torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()) - base
         del y
         times, cpu_times = [], []
         for _ in range(spec["repeats"]):

@@ -33,6 +33,7 @@ from typing import Any
 
 from pc3d.tools.bench.component_timer import ComponentTimer
 from pc3d.tools.bench.model_configs import model_from_configs
+from pc3d.tools.bench.process_memory import rss_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -56,11 +57,6 @@ COMPONENTS = (
     "feature propagation",
     "head",
 )
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def build_model(variant: str):
@@ -131,7 +127,7 @@ def worker(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     model = build_model(variant).eval()
     params = sum(p.numel() for p in model.parameters())
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes()
     times = []
     with torch.no_grad():
         model(batch)  # warm-up (numba compilation, allocator)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from pc3d.tools.bench.component_timer import ComponentTimer
 from pc3d.tools.bench.model_configs import MIXERS, model_from_configs
+from pc3d.tools.bench.process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 MODELS = {
     # name: (stacked shipped configs, init-argument overrides) -- all paper size: widths 32..512,
@@ -53,11 +54,6 @@ MODELS = {
 BASELINE = "ptv3-math"
 TARGET = "ptv3-sdpa"  # the second ratio column: the PTv3 the targets compare against
 COMPONENTS = ("sparse conv", "mixer", "mlp", "other")
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def load_scene(samples: Path, grid: float = 0.02, crop: int | None = None):
@@ -148,7 +144,7 @@ def worker(args: argparse.Namespace) -> dict:
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
-        base = _rss_bytes()
+        base = rss_bytes()
     t = time.perf_counter()
     step()  # warm-up: numba/Triton JIT or cache loading, allocator
     warm_s = time.perf_counter() - t
@@ -157,14 +153,14 @@ def worker(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats()
     else:
         warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        _reset_peak_rss()
+        reset_peak_rss()
     times, cpu = [], []
     for _ in range(args.repeats):
         t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    peak = torch.cuda.max_memory_allocated() if cuda else _vm_hwm_bytes()
+    peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     shares = None
     if args.mode == "infer":
         timer = instrument(model, sync)
@@ -188,29 +184,15 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
-def _reset_peak_rss() -> None:
-    """Reset ``VmHWM`` to the current RSS (``/proc/self/clear_refs`` <- 5)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _vm_hwm_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no VmHWM")
-
-
 def _live_peak(args: argparse.Namespace, step) -> dict:
     """Peak RSS of one step above the RSS after a warm-up step, in a process whose allocator returns every
     freed block of 64 KiB or more (``MALLOC_MMAP_THRESHOLD_=65536``, set by :func:`_run_worker`): the
     tensors alive at once, without what glibc keeps of freed ones (on CUDA the allocator peak is that)."""
     step()
-    base = _rss_bytes()
-    _reset_peak_rss()
+    base = rss_bytes()
+    reset_peak_rss()
     step()
-    return {"model": args.model, "mode": args.mode, "live_peak_mem_gb": (_vm_hwm_bytes() - base) / 1e9}
+    return {"model": args.model, "mode": args.mode, "live_peak_mem_gb": (peak_rss_bytes() - base) / 1e9}
 
 
 def _run_worker(model: str, mode: str, args: argparse.Namespace, live_memory: bool = False) -> dict:
