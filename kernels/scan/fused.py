@@ -131,16 +131,32 @@ def _conv_fwd(be, x, wt, offs, reverse, stride, out, add_from):
         fused_triton.conv_forward(x, wt, offs, pi, out, add_from)
 
 
-def _conv_bwd(be, x, wt, offs, reverse, stride, dout):
+def _conv_proj_fwd(x, wt, offs, reverse, stride, out, add_from, proj_weight) -> Tensor:
+    """numba: :func:`_conv_fwd` that also returns ``out @ proj_weight.T`` ``(L, m)``, projected row by row."""
+    from pc3d.kernels.scan import fused_numba
+
+    pi = _positions(offs, x.shape[0], reverse, stride)
+    proj = torch.empty(x.shape[0], proj_weight.shape[0], dtype=x.dtype)
+    fused_numba.conv_forward(
+        x.numpy(), wt.numpy(), offs.numpy(), pi, out.numpy(), add_from, proj_weight.numpy(), proj.numpy()
+    )
+    return proj
+
+
+def _conv_bwd(be, x, wt, offs, reverse, stride, dout, proj_weight=None, dproj=None):
+    """``(dx, dwt, dproj_weight)``; the last is None without ``proj_weight (m, c)`` (numba only), whose
+    ``dproj (L, m)`` is then added to the output gradient row by row."""
     pi = _positions(offs, x.shape[0], reverse, stride)
     if be == "numba":
         from pc3d.kernels.scan import fused_numba
 
-        dx, dwt = fused_numba.conv_backward(x.numpy(), wt.numpy(), offs.numpy(), pi, dout.numpy())
-        return torch.from_numpy(dx), torch.from_numpy(dwt)
+        arrays = (None, None) if proj_weight is None else (proj_weight.numpy(), dproj.numpy())
+        grads = fused_numba.conv_backward(x.numpy(), wt.numpy(), offs.numpy(), pi, dout.numpy(), *arrays)
+        dx, dwt, dwp = (torch.from_numpy(g) for g in grads)
+        return dx, dwt, None if proj_weight is None else dwp
     from pc3d.kernels.scan import fused_triton
 
-    return fused_triton.conv_backward(x, wt, offs, pi, dout)
+    return (*fused_triton.conv_backward(x, wt, offs, pi, dout), None)
 
 
 def _scan_fwd(be, u, u0, delta, A, B, C, D, bias, offs, reverse, stride, out, accumulate):
@@ -188,8 +204,35 @@ class _ConvSiluFn(torch.autograd.Function):
         x, weight, offs = ctx.saved_tensors
         be, reverse, stride = ctx.flags
         ct = _compute_dtype(x)
-        dx, dwt = _conv_bwd(be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, _c(dout, ct))
+        dx, dwt, _ = _conv_bwd(be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, _c(dout, ct))
         return None, dx.to(x.dtype), dwt.t().to(weight.dtype), None, None, None
+
+
+class _ConvSiluProjFn(torch.autograd.Function):
+    """numba: ``y = silu(conv(x))`` and ``y @ proj.T`` in one pass; the backward adds the projection's gradient
+    to ``y``'s and reduces ``proj``'s inside the conv's backward pass, so no ``(L, c)`` gradient is stored twice."""
+
+    @staticmethod
+    def forward(ctx, x, weight, proj, offs, reverse, stride):
+        ct = _compute_dtype(x)
+        xc, wt, wp = _c(x, ct), _c(weight.t(), ct), _c(proj, ct)
+        out = torch.empty_like(xc)
+        projected = _conv_proj_fwd(xc, wt, offs, reverse, stride, out, xc.shape[1], wp)
+        ctx.save_for_backward(x, weight, proj, offs)
+        ctx.flags = (reverse, stride)
+        return out.to(x.dtype), projected.to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, dproj):
+        x, weight, proj, offs = ctx.saved_tensors
+        reverse, stride = ctx.flags
+        ct = _compute_dtype(x)
+        dx, dwt, dwp = _conv_bwd(
+            "numba", _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, _c(dout, ct), _c(proj, ct),
+            _c(dproj, ct),
+        )  # fmt: skip
+        return dx.to(x.dtype), dwt.t().to(weight.dtype), dwp.to(proj.dtype), None, None, None
 
 
 def _positions_and_inverse(offs: Tensor, length: int, orders: tuple[tuple[bool, int], ...]):
@@ -231,7 +274,7 @@ class _ConvSiluSumFn(torch.autograd.Function):
         xc, g = _c(x, ct), _c(dout, ct)
         dx, dw = None, []
         for k, (reverse, stride) in enumerate(ctx.orders):
-            dxk, dwt = _conv_bwd("numba", xc, _c(weight[k].t(), ct), offs, reverse, stride, g)
+            dxk, dwt, _ = _conv_bwd("numba", xc, _c(weight[k].t(), ct), offs, reverse, stride, g)
             dx = dxk if dx is None else dx.add_(dxk)
             dw.append(dwt.t())
         return dx.to(x.dtype), torch.stack(dw).to(weight.dtype), None, None
@@ -298,7 +341,8 @@ def conv_silu(
     backend: str = "auto",
     out: Tensor | None = None,
     add_from: int | None = None,
-) -> Tensor:
+    proj: Tensor | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
     """``silu`` of the centred depthwise conv along the scan order of every sequence, on token-major rows.
 
     With ``pi`` the scan order and ``left = (k - 1) // 2``:
@@ -312,9 +356,13 @@ def conv_silu(
         backend: ``"auto"``, ``"numba"``, ``"triton"`` or ``"torch"``.
         out: inference only: a contiguous ``(L, c)`` buffer (float32, float64 for float64 ``x``) to write into.
         add_from: with ``out``: channels ``>= add_from`` are added to ``out`` instead of overwriting it.
+        proj: ``(m, c)``: also return the rows' projection ``y @ proj.T`` ``(L, m)`` (the mixer's ``x_proj``).
+            The numba kernels project each row as they write it, so ``y`` is not read again, and fold the
+            projection's gradient into the conv's backward pass; elsewhere it is one matmul.
 
     Returns:
-        ``(L, c)`` in ``x``'s dtype (``out`` when given); differentiable in ``x`` and ``weight``.
+        ``y (L, c)`` in ``x``'s dtype (``out`` when given), and ``y @ proj.T`` after it when ``proj`` is given;
+        differentiable in ``x``, ``weight`` and ``proj``.
     """
     if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor (L, c), got {getattr(x, 'shape', type(x))}")
@@ -324,6 +372,16 @@ def conv_silu(
             f"weight must have shape (c, k) = ({nch}, k >= 1), got {getattr(weight, 'shape', None)}"
         )
     _check("weight", weight, tuple(weight.shape), x.device)
+    if proj is not None:
+        if not isinstance(proj, Tensor) or proj.dim() != 2 or proj.shape[1] != nch or proj.shape[0] < 1:
+            raise ValueError(
+                f"proj must have shape (m, c) = (m >= 1, {nch}), got {getattr(proj, 'shape', None)}"
+            )
+        _check("proj", proj, tuple(proj.shape), x.device)
+        if resolve_backend(backend, x.device) != "numba":
+            kw = dict(reverse=reverse, stride=stride, backend=backend, out=out, add_from=add_from)
+            y = conv_silu(x, weight, offsets, **kw)
+            return y, y @ proj.t()
     check_scan_order(offsets, reverse, stride, 1, length, "x")
     be = resolve_backend(backend, x.device)
     if add_from is not None and (out is None or not 0 <= add_from <= nch):
@@ -339,12 +397,15 @@ def conv_silu(
         out[:, split:] += y[:, split:]
         return out
     offs = _offsets(offsets, length)
+    if out is None and proj is not None:
+        return _ConvSiluProjFn.apply(x, weight, proj, offs, reverse, stride)
     if out is None:
         return _ConvSiluFn.apply(be, x, weight, offs, reverse, stride)
     ct = out.dtype
-    _conv_fwd(
-        be, _c(x, ct), _c(weight.t(), ct), offs, reverse, stride, out, nch if add_from is None else add_from
-    )
+    args = (_c(x, ct), _c(weight.t(), ct), offs, reverse, stride, out, nch if add_from is None else add_from)
+    if proj is not None:
+        return out, _conv_proj_fwd(*args, _c(proj, ct))
+    _conv_fwd(be, *args)
     return out
 
 

@@ -81,11 +81,37 @@ def _conv_taps(x, wt, pi, q, s0, s1, acc):
                 acc[ch] += wr[ch] * xr[ch]
 
 
+@njit(inline="always")
+def _project_row(orow, wp, prow):
+    """``prow (m,) = wp (m, c) @ orow (c,)``: a row's projection while the row is still in cache (four
+    outputs per pass over the row)."""
+    m = wp.shape[0]
+    o = 0
+    while o + 4 <= m:
+        w0, w1, w2, w3 = wp[o], wp[o + 1], wp[o + 2], wp[o + 3]
+        s0 = s1 = s2 = s3 = _like(0.0, orow[0])
+        for ch in range(orow.shape[0]):
+            v = orow[ch]
+            s0 += w0[ch] * v
+            s1 += w1[ch] * v
+            s2 += w2[ch] * v
+            s3 += w3[ch] * v
+        prow[o], prow[o + 1], prow[o + 2], prow[o + 3] = s0, s1, s2, s3
+        o += 4
+    for last in range(o, m):
+        wr = wp[last]
+        s = _like(0.0, orow[0])
+        for ch in range(orow.shape[0]):
+            s += wr[ch] * orow[ch]
+        prow[last] = s
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_fwd_kernel(x, wt, pi, items, acc_from, out):
+def _conv_fwd_kernel(x, wt, pi, items, acc_from, wp, proj, out):
     """x, out (L, c); wt (k, c); ``out[pi[q]] = silu(sum_j wt[j] * x[pi[q - left + j]])`` within the sequence.
 
-    Channels ``>= acc_from`` are added to ``out`` instead of overwriting it.
+    Channels ``>= acc_from`` are added to ``out`` instead of overwriting it. ``proj (L, m) = out @ wp.T`` for
+    ``wp (m, c)`` (``m = 0``: no projection).
     """
     nch = x.shape[1]
     for it in prange(items.shape[0]):
@@ -100,11 +126,37 @@ def _conv_fwd_kernel(x, wt, pi, items, acc_from, out):
             for ch in range(acc_from, nch):
                 v = acc[ch]
                 orow[ch] += v * _sigmoid(v)
+            _project_row(orow, wp, proj[pi[q]])
+
+
+@njit(inline="always")
+def _add_projection_grad(dr, dp, wp, out):
+    """``out (c,) = dr + wp.T @ dp``: a row's output gradient plus what flows back through its projection
+    (``dp (m,)``, ``wp (m, c)``)."""
+    for ch in range(out.shape[0]):
+        out[ch] = dr[ch]
+    for o in range(wp.shape[0]):
+        a = dp[o]
+        wr = wp[o]
+        for ch in range(out.shape[0]):
+            out[ch] += a * wr[ch]
+
+
+@njit(inline="always")
+def _accumulate_projection_weight_grad(dp, yrow, dwp):
+    """``dwp (m, c) += outer(dp (m,), yrow (c,))``."""
+    for o in range(dwp.shape[0]):
+        a = dp[o]
+        dr = dwp[o]
+        for ch in range(yrow.shape[0]):
+            dr[ch] += a * yrow[ch]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_bwd_grad_kernel(x, wt, pi, items, dout, g, dw_part):
-    """g (L, c) = dout * silu'(pre-activation); dw_part (workers, k, c) per-worker weight gradients."""
+def _conv_bwd_grad_kernel(x, wt, pi, items, dout, wp, dproj, g, dw_part, dwp_part):
+    """g (L, c) = (dout + dproj @ wp) * silu'(pre-activation); dw_part (workers, k, c) and dwp_part
+    (workers, m, c) per-worker gradients of the conv weight and of the projection ``wp (m, c)`` (``m = 0``: no
+    projection)."""
     nch = x.shape[1]
     k = wt.shape[0]
     left = (k - 1) // 2
@@ -112,6 +164,8 @@ def _conv_bwd_grad_kernel(x, wt, pi, items, dout, g, dw_part):
     nitems = items.shape[0]
     for w in prange(nwork):
         acc = np.empty(nch, dtype=x.dtype)
+        dsum = np.empty(nch, dtype=x.dtype)
+        yrow = np.empty(nch, dtype=x.dtype)
         dw = dw_part[w]
         for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
             q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
@@ -120,10 +174,19 @@ def _conv_bwd_grad_kernel(x, wt, pi, items, dout, g, dw_part):
                 t = pi[q]
                 gr = g[t]
                 dr = dout[t]
-                for ch in range(nch):
-                    v = acc[ch]
-                    sg = _sigmoid(v)
-                    gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                if wp.shape[0] == 0:
+                    for ch in range(nch):
+                        v = acc[ch]
+                        sg = _sigmoid(v)
+                        gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                else:
+                    _add_projection_grad(dr, dproj[t], wp, dsum)
+                    for ch in range(nch):
+                        v = acc[ch]
+                        sg = _sigmoid(v)
+                        gr[ch] = dsum[ch] * sg * (1 + v * (1 - sg))
+                        yrow[ch] = v * sg
+                    _accumulate_projection_weight_grad(dproj[t], yrow, dwp_part[w])
                 for j in range(k):
                     qq = q - left + j
                     if s0 <= qq < s1:
@@ -180,7 +243,7 @@ def _window_rows(x, pi, q, s0, s1, zero):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_window_fwd_kernel(x, w4, pi, items, acc_from, out):
+def _conv_window_fwd_kernel(x, w4, pi, items, acc_from, wp, proj, out):
     """:func:`_conv_fwd_kernel` for ``w4 (4, c)``: taps at scan offsets -1..2."""
     nch = x.shape[1]
     w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
@@ -199,21 +262,33 @@ def _conv_window_fwd_kernel(x, w4, pi, items, acc_from, out):
             for ch in range(acc_from, nch):
                 v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
                 orow[ch] += v * _sigmoid(v)
+            _project_row(orow, wp, proj[pi[q]])
 
 
 def conv_forward(
-    x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, out: np.ndarray, acc_from: int
+    x: np.ndarray,
+    weight_t: np.ndarray,
+    offsets: np.ndarray,
+    pi: np.ndarray,
+    out: np.ndarray,
+    acc_from: int,
+    proj_weight: np.ndarray | None = None,
+    proj: np.ndarray | None = None,
 ) -> None:
-    """``x, out (L, c)``, ``weight_t (k, c)``, ``offsets (S+1,)``, ``pi (L,)`` scan positions -> ``out``."""
+    """``x, out (L, c)``, ``weight_t (k, c)``, ``offsets (S+1,)``, ``pi (L,)`` scan positions -> ``out``; with
+    ``proj_weight (m, c)`` also ``proj (L, m) = out @ proj_weight.T``, each row projected as it is written."""
+    if proj_weight is None:
+        proj_weight = np.empty((0, x.shape[1]), dtype=x.dtype)
+        proj = np.empty((x.shape[0], 0), dtype=x.dtype)
     w4 = _window_weight(weight_t)
     if w4 is None:
-        _conv_fwd_kernel(x, weight_t, pi, _tiles(offsets), acc_from, out)
+        _conv_fwd_kernel(x, weight_t, pi, _tiles(offsets), acc_from, proj_weight, proj, out)
     else:
-        _conv_window_fwd_kernel(x, w4, pi, _tiles(offsets), acc_from, out)
+        _conv_window_fwd_kernel(x, w4, pi, _tiles(offsets), acc_from, proj_weight, proj, out)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part):
+def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, wp, dproj, g, dw_part, dwp_part):
     """:func:`_conv_bwd_grad_kernel` for ``w4 (4, c)``: taps at scan offsets -1..2."""
     nch = x.shape[1]
     w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
@@ -221,6 +296,8 @@ def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part):
     nitems = items.shape[0]
     for w in prange(nwork):
         zero = np.zeros(nch, dtype=x.dtype)
+        dsum = np.empty(nch, dtype=x.dtype)
+        yrow = np.empty(nch, dtype=x.dtype)
         d0, d1, d2, d3 = dw_part[w, 0], dw_part[w, 1], dw_part[w, 2], dw_part[w, 3]
         for it in range(w * nitems // nwork, (w + 1) * nitems // nwork):
             q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
@@ -233,10 +310,19 @@ def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part):
                 t = pi[q]
                 gr = g[t]
                 dr = dout[t]
-                for ch in range(nch):
-                    v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
-                    sg = _sigmoid(v)
-                    gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                if wp.shape[0] == 0:
+                    for ch in range(nch):
+                        v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                        sg = _sigmoid(v)
+                        gr[ch] = dr[ch] * sg * (1 + v * (1 - sg))
+                else:
+                    _add_projection_grad(dr, dproj[t], wp, dsum)
+                    for ch in range(nch):
+                        v = w0[ch] * x0[ch] + w1[ch] * x1[ch] + w2[ch] * x2[ch] + w3[ch] * x3[ch]
+                        sg = _sigmoid(v)
+                        gr[ch] = dsum[ch] * sg * (1 + v * (1 - sg))
+                        yrow[ch] = v * sg
+                    _accumulate_projection_weight_grad(dproj[t], yrow, dwp_part[w])
                 # one loop per tap: a loop that touches every array at once does not vectorise
                 for ch in range(nch):
                     d0[ch] += gr[ch] * x0[ch]
@@ -270,25 +356,37 @@ def _conv_window_bwd_input_kernel(w4, pi, items, g, dx):
 
 
 def conv_backward(
-    x: np.ndarray, weight_t: np.ndarray, offsets: np.ndarray, pi: np.ndarray, dout: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients ``(dx (L, c), dweight_t (k, c))`` of :func:`conv_forward` (``acc_from = c``)."""
+    x: np.ndarray,
+    weight_t: np.ndarray,
+    offsets: np.ndarray,
+    pi: np.ndarray,
+    dout: np.ndarray,
+    proj_weight: np.ndarray | None = None,
+    dproj: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(dx (L, c), dweight_t (k, c), dproj_weight (m, c))`` of :func:`conv_forward` (``acc_from = c``)
+    given ``dout (L, c)`` and, with ``proj_weight (m, c)``, the projection's ``dproj (L, m)``; ``m = 0`` without.
+    """
+    if proj_weight is None:
+        proj_weight = np.empty((0, x.shape[1]), dtype=x.dtype)
+        dproj = np.empty((x.shape[0], 0), dtype=x.dtype)
     items = _tiles(offsets)
     workers = max(1, min(numba.get_num_threads(), items.shape[0]))
     g = np.empty_like(x)
     dx = np.empty_like(x)
+    dwp_part = np.zeros((workers,) + proj_weight.shape, dtype=x.dtype)
     w4 = _window_weight(weight_t)
     if w4 is None:
         dw_part = np.zeros((workers,) + weight_t.shape, dtype=x.dtype)
-        _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, g, dw_part)
+        _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, proj_weight, dproj, g, dw_part, dwp_part)
         _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
-        return dx, dw_part.sum(0)
+        return dx, dw_part.sum(0), dwp_part.sum(0)
     dw_part = np.zeros((workers,) + w4.shape, dtype=x.dtype)
-    _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, g, dw_part)
+    _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, proj_weight, dproj, g, dw_part, dwp_part)
     _conv_window_bwd_input_kernel(w4, pi, items, g, dx)
     k = weight_t.shape[0]
     first = 1 - (k - 1) // 2
-    return dx, dw_part.sum(0)[first : first + k]
+    return dx, dw_part.sum(0)[first : first + k], dwp_part.sum(0)
 
 
 @njit(parallel=True, fastmath=True, cache=True)

@@ -71,6 +71,51 @@ def _check_conv(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> N
             _assert_all_close(got, ref, *tol)
 
 
+def _check_conv_proj(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> None:
+    """``proj=``: ``(y, y @ proj.T)`` with gradients through both outputs, and into ``out=`` after earlier
+    directions (``add_from``): the projection is of the whole buffer row."""
+    x, w = _conv_inputs(int(OFFSETS[-1]), 10, 5, dtype, seed=8)
+    g = torch.Generator().manual_seed(9)
+    proj = torch.randn(7, 10, generator=g, dtype=dtype)
+    cot_y, cot_p = torch.randn(x.shape, generator=g, dtype=dtype), torch.randn(x.shape[0], 7, generator=g)
+    for k, m in ((5, 6), (4, 7), (4, 4), (3, 1)):  # 4 outputs per pass over a row, and what is left
+        for reverse, stride in ORDERS[1:4]:
+            kw = dict(reverse=reverse, stride=stride)
+
+            def grads(fn, a, b, c):
+                a, b, c = (t.detach().clone().requires_grad_() for t in (a, b, c))
+                y, projected = fn(a, b, c)
+                cot = cot_p[:, : projected.shape[1]].to(y.dtype)
+                loss = (y * cot_y.to(y.dtype)).sum() + (projected * cot).sum()
+                return (y.detach(), projected.detach(), *torch.autograd.grad(loss, (a, b, c)))
+
+            ref = grads(
+                lambda a, b, c, kw=kw: conv_silu(a.double(), b.double(), OFFSETS, backend="torch", proj=c.double(), **kw),
+                x, w[:, :k], proj[:m],
+            )  # fmt: skip
+            got = grads(
+                lambda a, b, c, kw=kw: conv_silu(a, b, OFFSETS, backend=backend, proj=c, **kw),
+                x,
+                w[:, :k],
+                proj[:m],
+            )
+            _assert_all_close(got, ref, *tol)
+            with torch.no_grad():
+                buf = torch.full(
+                    x.shape, 0.5, dtype=torch.float64 if dtype == torch.float64 else torch.float32
+                )
+                y, projected = conv_silu(
+                    x, w[:, :k], OFFSETS, backend=backend, out=buf, add_from=3, proj=proj[:m], **kw
+                )
+            assert y is buf
+            want = ref[0].clone()
+            want[:, 3:] += 0.5
+            torch.testing.assert_close(buf.to(want.dtype), want, rtol=tol[0], atol=tol[1])
+            torch.testing.assert_close(
+                projected.to(want.dtype), want @ proj[:m].double().t(), rtol=tol[0], atol=tol[1]
+            )
+
+
 def _check_conv_sum(backend: str, dtype: torch.dtype, tol: tuple[float, float]) -> None:
     """Every order's ``conv_silu`` added up, with gradients, for several subsets of the orders."""
     g = torch.Generator().manual_seed(6)
@@ -148,6 +193,11 @@ def _check_inference_buffers(backend: str) -> None:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_numba_conv_silu_matches_reference(dtype):
     _check_conv("numba", dtype, (1e-10, 1e-10) if dtype == torch.float64 else (1e-5, 1e-5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numba_conv_silu_projection_matches_reference(dtype):
+    _check_conv_proj("numba", dtype, (1e-10, 1e-10) if dtype == torch.float64 else (1e-5, 1e-4))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -270,6 +320,8 @@ def test_rejects_bad_arguments():
         conv_silu(x, w, backend="cuda")
     with pytest.raises(ValueError, match="add_from needs out="):
         conv_silu(x, w, add_from=2)
+    with pytest.raises(ValueError, match=r"proj must have shape \(m, c\) = \(m >= 1, 4\)"):
+        conv_silu(x, w, proj=torch.randn(3, 5))
     with pytest.raises(ValueError, match=r"weight must have shape \(orders, c, k\) = \(2, 4, k >= 1\)"):
         conv_silu_sum(x, w[None, :3], None, [(False, 1), (True, 1)])
     with pytest.raises(ValueError, match="orders: expected one"):
@@ -294,7 +346,7 @@ def test_rejects_bad_arguments():
 # ----------------------------------------------------------------------------- Triton (interpreted on CPU)
 
 _INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-_TRITON_CASES = ("conv", "conv_sum", "scan", "buffers")
+_TRITON_CASES = ("conv", "conv_proj", "conv_sum", "scan", "buffers")
 
 
 @pytest.mark.skipif(not _INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess of the test below")
@@ -303,6 +355,8 @@ def test_triton_interpreted_matches_reference(case):
     pytest.importorskip("triton")
     if case == "conv":
         _check_conv("triton", torch.float32, (1e-5, 1e-5))
+    elif case == "conv_proj":
+        _check_conv_proj("triton", torch.float32, (1e-5, 1e-4))
     elif case == "conv_sum":
         _check_conv_sum("triton", torch.float32, (1e-5, 1e-5))
     elif case == "scan":

@@ -61,15 +61,18 @@ def test_bimamba_matches_per_cloud_reference(directions):
     order = torch.cat([a + torch.randperm(c) for a, c in zip(offsets[:-1].tolist(), COUNTS)])
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(n)
+    params = list(m.parameters())
     ref = _bimamba_reference(m, x, offsets, order)
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    assert all(g.abs().sum() > 0 for g in ref_grads)
     for backend in ("auto", "numba", "torch"):
         m.backend = backend
         out = m(x, offsets, order, inverse)
         torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
+        for g, want in zip(torch.autograd.grad(out.square().sum(), params), ref_grads):
+            torch.testing.assert_close(g, want, rtol=1e-6, atol=1e-7)
         with torch.no_grad():
             torch.testing.assert_close(m(x, offsets, order, inverse), ref, rtol=1e-6, atol=1e-7)
-    out.square().sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
 
 
 @pytest.mark.parametrize("backend", ["auto", "numba", "torch"])

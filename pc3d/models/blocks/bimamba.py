@@ -207,8 +207,14 @@ class BiMamba(nn.Module):
         """The ``x`` stream of direction ``k`` on token-major ``xs_in (N, d)`` -> ``y (N, d)``."""
         d, r = self.d_inner, self.dt_rank
         reverse, stride = self.scan_order(self.directions[k])
-        xs = conv_silu(xs_in, self.conv_weight[k, :d], offsets, reverse=reverse, stride=stride)
-        dbc = torch.mm(xs, self.x_proj_weight[k].t())  # (N, r + 2n)
+        xs, dbc = conv_silu(  # dbc (N, r + 2n): x_proj of each row of xs as it is written
+            xs_in,
+            self.conv_weight[k, :d],
+            offsets,
+            reverse=reverse,
+            stride=stride,
+            proj=self.x_proj_weight[k],
+        )
         return mixer_scan(
             xs, dbc[:, :r], *self._scan_args(k, xs, dbc), offsets, reverse=reverse, stride=stride,
             delta_proj=self.dt_proj_weight[k],
@@ -265,8 +271,15 @@ class BiMamba(nn.Module):
             for k in range(len(self.directions)):
                 reverse, stride = self.scan_order(self.directions[k])
                 wx = self.conv_weight[k, :d].to(ct)
-                conv_silu(xs_in, wx, offsets, reverse=reverse, stride=stride, out=xs)
-                dbc = torch.mm(xs, self.x_proj_weight[k].to(ct).t())  # (N, r + 2n)
+                _, dbc = conv_silu(  # dbc (N, r + 2n): x_proj of each row of xs as it is written
+                    xs_in,
+                    wx,
+                    offsets,
+                    reverse=reverse,
+                    stride=stride,
+                    out=xs,
+                    proj=self.x_proj_weight[k].to(ct),
+                )
                 args = (t.to(ct) for t in self._scan_args(k, xs, dbc))
                 mixer_scan(
                     xs, dbc[:, :r], *args, offsets, reverse=reverse, stride=stride, out=y_sum, accumulate=k > 0,
