@@ -172,6 +172,18 @@ def _scan_fwd(be, u, u0, delta, A, B, C, D, bias, offs, reverse, stride, out, ac
         fused_triton.scan_forward(u, u0, delta, A, B, C, D, bias, offs, reverse, stride, out, accumulate)
 
 
+def _scan_proj_fwd(u, low, proj, A, B, C, D, bias, offs, reverse, stride, out, accumulate):
+    """numba, ``n == 1``: :func:`_scan_fwd` with ``delta = low @ proj.T`` formed row by row inside the kernel."""
+    from pc3d.kernels.scan import fused_numba
+
+    ct = out.dtype
+    parent, col = _rows(u, ct)
+    arrays = (_c(t, ct).numpy() for t in (low, proj, A, B, C, D, bias))
+    fused_numba.scan_forward_proj(
+        parent.numpy(), col, *arrays, offs.numpy(), reverse, stride, out.numpy(), accumulate
+    )
+
+
 def _scan_bwd(be, u, u0, delta, A, B, C, D, bias, offs, reverse, stride, dout):
     if be == "numba":
         from pc3d.kernels.scan import fused_numba
@@ -301,6 +313,33 @@ class _MixerScanFn(torch.autograd.Function):
         args = tuple(_c(t, ct) for t in inputs[1:])
         grads = _scan_bwd(be, *_rows(inputs[0], ct), *args, offs, reverse, stride, _c(dout, ct))
         return (None, *(g.to(t.dtype) for g, t in zip(grads, inputs)), None, None, None)
+
+
+class _MixerScanProjFn(torch.autograd.Function):
+    """numba, ``n == 1``: the scan with ``delta = low @ proj.T`` formed row by row in the forward pass, so no
+    ``(L, d)`` ``delta`` is made (nor, in a recomputed forward whose output is unused, anything at all); the
+    backward forms it once for the adjoint scan."""
+
+    @staticmethod
+    def forward(ctx, u, low, proj, A, B, C, D, bias, offs, reverse, stride):
+        out = torch.empty(u.shape, dtype=_compute_dtype(u))
+        if not _OUTPUT_UNUSED.get():
+            _scan_proj_fwd(u, low, proj, A, B, C, D, bias, offs, reverse, stride, out, False)
+        ctx.save_for_backward(u, low, proj, A, B, C, D, bias, offs)
+        ctx.flags = (reverse, stride)
+        return out.to(u.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        u, low, proj, *params, offs = ctx.saved_tensors
+        reverse, stride = ctx.flags
+        ct = _compute_dtype(u)
+        lowc, projc = _c(low, ct), _c(proj, ct)
+        args = (lowc @ projc.t(), *(_c(t, ct) for t in params))
+        du, ddelta, *dparams = _scan_bwd("numba", *_rows(u, ct), *args, offs, reverse, stride, _c(dout, ct))
+        grads = (du, ddelta @ projc, ddelta.t() @ lowc, *dparams)
+        return (*(g.to(t.dtype) for g, t in zip(grads, (u, low, proj, *params))), None, None, None)
 
 
 # ----------------------------------------------------------------------------- public ops
@@ -501,8 +540,8 @@ def mixer_scan(
         out: inference only: a contiguous ``(L, d)`` buffer (float32, float64 for float64 ``u``).
         accumulate: with ``out``: add ``y`` to ``out`` instead of overwriting it.
         delta_proj: ``(d, r)``: ``delta`` is then ``(L, r)`` and the scan uses ``delta @ delta_proj.T`` (Mamba's
-            ``dt_proj``). The numba kernel forms it row by row when writing into ``out`` with ``n == 1``, so the
-            ``(L, d)`` product is never stored; elsewhere it is one matmul.
+            ``dt_proj``). With ``n == 1`` the numba forward forms it row by row, so the ``(L, d)`` product is not
+            stored (the backward forms it once); elsewhere it is one matmul.
 
     Returns:
         ``y (L, d)`` in ``u``'s dtype (``out`` when given); every input gets gradients.
@@ -520,10 +559,7 @@ def mixer_scan(
             )
         _check("delta_proj", delta_proj, tuple(delta_proj.shape), dev)
         _check("delta", delta, (length, delta_proj.shape[1]), dev)
-        fuse = (
-            out is not None and A.dim() == 2 and A.shape[1] == 1 and resolve_backend(backend, dev) == "numba"
-        )
-        if not fuse:
+        if not (A.dim() == 2 and A.shape[1] == 1 and resolve_backend(backend, dev) == "numba"):
             return mixer_scan(
                 u, delta @ delta_proj.t(), A, B, C, D, delta_bias, offsets,
                 reverse=reverse, stride=stride, backend=backend, out=out, accumulate=accumulate,
@@ -552,18 +588,14 @@ def mixer_scan(
             return y
         return out.add_(y) if accumulate else out.copy_(y)
     offs = _offsets(offsets, length)
+    if delta_proj is not None:
+        if out is None:
+            return _MixerScanProjFn.apply(u, delta, delta_proj, A, B, C, D, delta_bias, offs, reverse, stride)
+        _scan_proj_fwd(u, delta, delta_proj, A, B, C, D, delta_bias, offs, reverse, stride, out, accumulate)
+        return out
     if out is None:
         return _MixerScanFn.apply(be, u, delta, A, B, C, D, delta_bias, offs, reverse, stride)
     ct = out.dtype
-    if delta_proj is not None:
-        from pc3d.kernels.scan import fused_numba
-
-        parent, col = _rows(u, ct)
-        arrays = (_c(t, ct).numpy() for t in (delta, delta_proj, A, B, C, D, delta_bias))
-        fused_numba.scan_forward_proj(
-            parent.numpy(), col, *arrays, offs.numpy(), reverse, stride, out.numpy(), accumulate
-        )
-        return out
     args = tuple(_c(t, ct) for t in (delta, A, B, C, D, delta_bias))
     _scan_fwd(be, *_rows(u, ct), *args, offs, reverse, stride, out, accumulate)
     return out

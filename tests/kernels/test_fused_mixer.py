@@ -391,8 +391,9 @@ def test_triton_interpreter_parity_subprocess():
     [(False, 1, 3), (True, 2, 3), (False, 2, 1), (True, 1, 4), (True, 2, 9), (False, 1, 12)],
 )
 def test_delta_proj_equals_projected_delta(reverse, stride, rank):
-    """``delta_proj``: formed row by row inside the numba kernel (inference) or as one matmul (autograd).
-    Ranks 1, 3, 4, 9 and 12: the kernel sums the rank terms in groups of 4, the first group inside the scan loop."""
+    """``delta_proj``: formed row by row inside the numba forward kernel (inference and autograd; the backward
+    forms it by one matmul), with gradients for every input. Ranks 1, 3, 4, 9 and 12: the kernel sums the rank
+    terms in groups of 4, the first group inside the scan loop."""
     length = int(OFFSETS[-1])
     inp = _scan_inputs(length, 12, 1, torch.float32)
     g = torch.Generator().manual_seed(9)
@@ -406,11 +407,13 @@ def test_delta_proj_equals_projected_delta(reverse, stride, rank):
         torch.testing.assert_close(out, want + 1, rtol=1e-5, atol=1e-5)
         mixer_scan(args[0], low, *args[2:], OFFSETS, out=out, delta_proj=proj, **kw)
         torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
-    got = _with_grads(
-        lambda lo, p: mixer_scan(args[0], lo, *args[2:], OFFSETS, delta_proj=p, **kw), [low, proj]
-    )
+    inputs = [low, proj, args[0], *args[2:]]
+    got = _with_grads(lambda lo, p, u, *t: mixer_scan(u, lo, *t, OFFSETS, delta_proj=p, **kw), inputs)
     ref = _with_grads(
-        lambda lo, p: mixer_scan(args[0], lo @ p.t(), *args[2:], OFFSETS, backend="torch", **kw), [low, proj]
+        lambda lo, p, u, *t: mixer_scan(
+            *(a.double() for a in (u, lo @ p.t(), *t)), OFFSETS, backend="torch", **kw
+        ),
+        inputs,
     )
     _assert_all_close(got, ref, 1e-4, 1e-4)
     with pytest.raises(ValueError, match="delta_proj must have shape"):
