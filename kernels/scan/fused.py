@@ -143,15 +143,17 @@ def _conv_proj_fwd(x, wt, offs, reverse, stride, out, add_from, proj_weight) -> 
     return proj
 
 
-def _conv_bwd(be, x, wt, offs, reverse, stride, dout, proj_weight=None, dproj=None):
+def _conv_bwd(be, x, wt, offs, reverse, stride, dout, proj_weight=None, dproj=None, dx=None):
     """``(dx, dwt, dproj_weight)``; the last is None without ``proj_weight (m, c)`` (numba only), whose
-    ``dproj (L, m)`` is then added to the output gradient row by row."""
+    ``dproj (L, m)`` is then added to the output gradient row by row. numba adds into a given ``dx``."""
     pi = _positions(offs, x.shape[0], reverse, stride)
     if be == "numba":
         from pc3d.kernels.scan import fused_numba
 
         arrays = (None, None) if proj_weight is None else (proj_weight.numpy(), dproj.numpy())
-        grads = fused_numba.conv_backward(x.numpy(), wt.numpy(), offs.numpy(), pi, dout.numpy(), *arrays)
+        grads = fused_numba.conv_backward(
+            x.numpy(), wt.numpy(), offs.numpy(), pi, dout.numpy(), *arrays, None if dx is None else dx.numpy()
+        )
         dx, dwt, dwp = (torch.from_numpy(g) for g in grads)
         return dx, dwt, None if proj_weight is None else dwp
     from pc3d.kernels.scan import fused_triton
@@ -266,7 +268,8 @@ def _conv_sum_fwd(x: Tensor, wt: Tensor, offs: Tensor, orders, out: Tensor) -> N
 
 
 class _ConvSiluSumFn(torch.autograd.Function):
-    """numba only: the forward in one pass; the backward adds up each order's conv backward."""
+    """numba only: the forward in one pass; the backward runs each order's conv backward, adding the input
+    gradients into one buffer."""
 
     @staticmethod
     def forward(ctx, x, weight, offs, orders):
@@ -286,8 +289,7 @@ class _ConvSiluSumFn(torch.autograd.Function):
         xc, g = _c(x, ct), _c(dout, ct)
         dx, dw = None, []
         for k, (reverse, stride) in enumerate(ctx.orders):
-            dxk, dwt, _ = _conv_bwd("numba", xc, _c(weight[k].t(), ct), offs, reverse, stride, g)
-            dx = dxk if dx is None else dx.add_(dxk)
+            dx, dwt, _ = _conv_bwd("numba", xc, _c(weight[k].t(), ct), offs, reverse, stride, g, dx=dx)
             dw.append(dwt.t())
         return dx.to(x.dtype), torch.stack(dw).to(weight.dtype), None, None
 

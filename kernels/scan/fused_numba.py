@@ -197,8 +197,8 @@ def _conv_bwd_grad_kernel(x, wt, pi, items, dout, wp, dproj, g, dw_part, dwp_par
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_bwd_input_kernel(wt, pi, items, g, dx):
-    """dx[pi[q]] = sum_j wt[j] * g[pi[q + left - j]] over the taps inside the sequence."""
+def _conv_bwd_input_kernel(wt, pi, items, g, accumulate, dx):
+    """dx[pi[q]] (+)= sum_j wt[j] * g[pi[q + left - j]] over the taps inside the sequence."""
     nch = g.shape[1]
     k = wt.shape[0]
     left = (k - 1) // 2
@@ -206,8 +206,9 @@ def _conv_bwd_input_kernel(wt, pi, items, g, dx):
         q0, q1, s0, s1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
         for q in range(q0, q1):
             dr = dx[pi[q]]
-            for ch in range(nch):
-                dr[ch] = 0
+            if not accumulate:
+                for ch in range(nch):
+                    dr[ch] = 0
             for j in range(k):
                 qq = q + left - j
                 if s0 <= qq < s1:
@@ -335,8 +336,9 @@ def _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, wp, dproj, g, dw_part, 
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _conv_window_bwd_input_kernel(w4, pi, items, g, dx):
-    """``dx[pi[q]] = w4[0] g[pi[q+1]] + w4[1] g[pi[q]] + w4[2] g[pi[q-1]] + w4[3] g[pi[q-2]]`` inside the sequence."""
+def _conv_window_bwd_input_kernel(w4, pi, items, g, accumulate, dx):
+    """``dx[pi[q]] (+)= w4[0] g[pi[q+1]] + w4[1] g[pi[q]] + w4[2] g[pi[q-1]] + w4[3] g[pi[q-2]]`` inside the
+    sequence."""
     nch = g.shape[1]
     w0, w1, w2, w3 = w4[0], w4[1], w4[2], w4[3]
     for it in prange(items.shape[0]):
@@ -351,8 +353,12 @@ def _conv_window_bwd_input_kernel(w4, pi, items, g, dx):
             g3 = g[pi[q - 2]] if q - 2 >= s0 else zero
             g1 = g[pi[q]]
             dr = dx[pi[q]]
-            for ch in range(nch):
-                dr[ch] = w0[ch] * g0[ch] + w1[ch] * g1[ch] + w2[ch] * g2[ch] + w3[ch] * g3[ch]
+            if accumulate:
+                for ch in range(nch):
+                    dr[ch] += w0[ch] * g0[ch] + w1[ch] * g1[ch] + w2[ch] * g2[ch] + w3[ch] * g3[ch]
+            else:
+                for ch in range(nch):
+                    dr[ch] = w0[ch] * g0[ch] + w1[ch] * g1[ch] + w2[ch] * g2[ch] + w3[ch] * g3[ch]
 
 
 def conv_backward(
@@ -363,9 +369,11 @@ def conv_backward(
     dout: np.ndarray,
     proj_weight: np.ndarray | None = None,
     dproj: np.ndarray | None = None,
+    dx: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients ``(dx (L, c), dweight_t (k, c), dproj_weight (m, c))`` of :func:`conv_forward` (``acc_from = c``)
     given ``dout (L, c)`` and, with ``proj_weight (m, c)``, the projection's ``dproj (L, m)``; ``m = 0`` without.
+    A given ``dx`` buffer gets the input gradient added (several convs of one input, summed).
     """
     if proj_weight is None:
         proj_weight = np.empty((0, x.shape[1]), dtype=x.dtype)
@@ -373,17 +381,19 @@ def conv_backward(
     items = _tiles(offsets)
     workers = max(1, min(numba.get_num_threads(), items.shape[0]))
     g = np.empty_like(x)
-    dx = np.empty_like(x)
+    accumulate = dx is not None
+    if dx is None:
+        dx = np.empty_like(x)
     dwp_part = np.zeros((workers,) + proj_weight.shape, dtype=x.dtype)
     w4 = _window_weight(weight_t)
     if w4 is None:
         dw_part = np.zeros((workers,) + weight_t.shape, dtype=x.dtype)
         _conv_bwd_grad_kernel(x, weight_t, pi, items, dout, proj_weight, dproj, g, dw_part, dwp_part)
-        _conv_bwd_input_kernel(weight_t, pi, items, g, dx)
+        _conv_bwd_input_kernel(weight_t, pi, items, g, accumulate, dx)
         return dx, dw_part.sum(0), dwp_part.sum(0)
     dw_part = np.zeros((workers,) + w4.shape, dtype=x.dtype)
     _conv_window_bwd_grad_kernel(x, w4, pi, items, dout, proj_weight, dproj, g, dw_part, dwp_part)
-    _conv_window_bwd_input_kernel(w4, pi, items, g, dx)
+    _conv_window_bwd_input_kernel(w4, pi, items, g, accumulate, dx)
     k = weight_t.shape[0]
     first = 1 - (k - 1) // 2
     return dx, dw_part.sum(0)[first : first + k], dwp_part.sum(0)
