@@ -15,13 +15,15 @@ live peak is measured again in a process of its own whose allocator returns free
 tensors alive at once without what glibc keeps of freed ones (what a GPU allocator's peak measures)
 (the warm-up's own peak, which includes one-off numba compilation, is reported separately as
 ``warmup_peak_mem_gb``). Latencies (wall) and process CPU times (all threads) are medians over
-``--repeats`` runs after one warm-up. Inference
+``--repeats`` runs after one warm-up; ``--rounds K`` runs the whole model list K times in turn and pools every
+round's timed runs (a slow spell of the host then touches every model, not just the one running), printing each
+round's speed-ups as well. Inference
 also reports the seconds of one instrumented forward spent in each part of the blocks (sparse conv,
 mixer = PTv3's patch attention, MEEPO's Mamba or the block's token mixer, MLP) and outside those
 modules ("other": the blocks' norms and residuals, PTv3's xCPE projection and patch building, stem,
 pooling, serialization, head).
 
-    python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000]
+    python tools/bench_models.py seg [--repeats 3] [--threads 2] [--train-points 20000] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -209,6 +211,36 @@ def _run_worker(model: str, mode: str, args: argparse.Namespace, live_memory: bo
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _pool_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per model from several rounds over the models: the median of every timed run of every round
+    (rounds interleave the models, so a slow spell of the host touches all of them); CPU time the median of the
+    rounds' medians; peak memory the highest; live peak and component times from the first round."""
+    rows = []
+    for runs in zip(*rounds):
+        ok = [r for r in runs if "error" not in r]
+        if len(ok) < len(runs):
+            rows.append(next(r for r in runs if "error" in r))
+            continue
+        row = dict(ok[0])
+        row["times_s"] = [t for r in ok for t in r["times_s"]]
+        row["median_s"] = statistics.median(row["times_s"])
+        row["cpu_s"] = statistics.median(r["cpu_s"] for r in ok)
+        row["peak_mem_gb"] = max(r["peak_mem_gb"] for r in ok)
+        rows.append(row)
+    return rows
+
+
+def _round_ratios(runs: list[dict], k: int) -> str:
+    """One round's speed-ups against the target baseline (wall, medians of the round)."""
+    ok = {r["model"]: r for r in runs if "error" not in r}
+    if TARGET not in ok:
+        return f"round {k + 1}: {TARGET} failed"
+    cells = ", ".join(
+        f"{m} {ok[TARGET]['median_s'] / r['median_s']:.2f}x" for m, r in ok.items() if m != TARGET
+    )
+    return f"round {k + 1}, speed-up vs {TARGET}: {cells}"
+
+
 def _ratio(num: dict | None, den: dict, key: str) -> str:
     return f"{num[key] / max(den[key], 1e-9):.2f}x" if num else "–"
 
@@ -261,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--modes", nargs="+", default=["infer", "train"], choices=["infer", "train"])
+    p.add_argument(
+        "--rounds", type=int, default=1, help="runs over the model list, interleaved; tables pool every round"
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=["infer", "train"], help=argparse.SUPPRESS)
@@ -291,16 +326,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         print(f"parameters {name}: {sum(p.numel() for p in build(name).parameters()) / 1e6:.2f} M")
     for mode in args.modes:
-        rows = []
-        for name in args.models:
-            r = _run_worker(name, mode, args)
-            if args.device == "cpu" and "error" not in r:
-                live = _run_worker(name, mode, args, live_memory=True)
-                r["live_peak_mem_gb"] = live.get("live_peak_mem_gb")
-            print(json.dumps(r), flush=True)
-            rows.append(r)
+        rounds: list[list[dict]] = []
+        for k in range(args.rounds):
+            rounds.append([])
+            for name in args.models:
+                r = _run_worker(name, mode, args)
+                if k == 0 and args.device == "cpu" and "error" not in r:
+                    live = _run_worker(name, mode, args, live_memory=True)
+                    r["live_peak_mem_gb"] = live.get("live_peak_mem_gb")
+                print(json.dumps(r), flush=True)
+                rounds[-1].append(r)
+            if args.rounds > 1:
+                print(_round_ratios(rounds[-1], k), flush=True)
+        rows = _pool_rounds(rounds)
         print(
-            f"\n{mode} ({'whole scene' if mode == 'infer' else f'sphere crop of {args.train_points} points'}):"
+            f"\n{mode} ({'whole scene' if mode == 'infer' else f'sphere crop of {args.train_points} points'}"
+            f"{f', medians over {args.rounds} rounds' if args.rounds > 1 else ''}):"
         )
         print(_table(rows, mode))
         if mode == "infer":
