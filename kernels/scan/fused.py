@@ -3,11 +3,13 @@
 Both take rows in one (serialized) order, packed by ``offsets``, and apply a direction as its scan order
 (``reverse``, ``stride``, as in :func:`pc3d.kernels.selective_scan`), never crossing a sequence boundary:
 
-- :func:`conv_silu`: ``silu(centred depthwise conv)`` along the scan order, one pass;
+- :func:`conv_silu`: ``silu(centred depthwise conv)`` along the scan order, one pass (optionally with the rows'
+  projection, the mixer's ``x_proj``, in the same pass);
 - :func:`conv_silu_sum`: ``conv_silu`` along several scan orders, summed (the mixer's gate branch), one pass on
   CPU;
 - :func:`mixer_scan`: ``softplus(δ + bias)``, the ZOH/Euler discretisation, the recurrence and the ``D`` skip,
-  one pass, with the state reset at every sequence start.
+  one pass, with the state reset at every sequence start (optionally with ``δ`` from a low-rank projection, the
+  mixer's ``dt_proj``, formed row by row).
 
 Backends: ``"numba"`` (CPU), ``"triton"`` (CUDA, or CPU tensors under ``TRITON_INTERPRET=1``) and ``"torch"``
 (the channel-major reference kernels on transposed views, float64 capable). ``"auto"`` picks numba on CPU and

@@ -14,8 +14,9 @@ Two implementations compute the same function:
 - the fused path (``backend="auto"``, the default, or ``"fused"``): token-major ``(N, channels)`` rows
   straight from ``in_proj``; the gate branch's conv + SiLU of every direction summed in one pass
   (:func:`pc3d.kernels.scan.fused.conv_silu_sum`); per direction, one pass for the ``x`` stream's conv + SiLU
-  (:func:`~pc3d.kernels.scan.fused.conv_silu`) and one for softplus, discretisation, recurrence and ``D`` skip
-  (:func:`~pc3d.kernels.scan.fused.mixer_scan`); numba on CPU and Triton on CUDA;
+  and ``x_proj`` (:func:`~pc3d.kernels.scan.fused.conv_silu`) and one for ``dt_proj``, softplus,
+  discretisation, recurrence and ``D`` skip (:func:`~pc3d.kernels.scan.fused.mixer_scan`); numba on CPU and
+  Triton on CUDA;
 - the reference path (``backend`` = ``"torch"``, ``"numba"``, ``"triton"`` or ``"mamba_ssm"``): channel-major
   ``(1, channels, N)`` rows through :func:`pc3d.kernels.sequence_depthwise_conv` and
   :func:`pc3d.kernels.selective_scan` with that backend.
@@ -72,8 +73,9 @@ class BiMamba(nn.Module):
             channel-major reference path.
         recompute: when autograd records the forward, keep only the shared ``in_proj`` output and recompute each
             direction's conv, SiLU, projections and scan in the backward pass (Mamba's
-            ``checkpoint_lvl``). Saves five ``(N, d)`` activations per direction for about one extra
-            forward of the directions.
+            ``checkpoint_lvl``). Saves each direction's activations (fused path: its ``(N, d)`` conv output
+            and ``(N, r + 2n)`` projection; reference path: several ``(d, N)`` ones) for one extra run of the
+            directions' convs (the recomputed scan only records its inputs).
 
     ``forward(x (N, C), offsets (B+1,), order (N,), inverse (N,)) -> (N, C)``: the mixer scans every
     cloud along ``order`` in each direction. Without autograd (fused path) the mixer first sums
