@@ -4,9 +4,10 @@ Rows are tokens: every array is ``(L, channels)`` with the channels contiguous, 
 inner loop across the channels of one row (vectorised) and the scan order only decides which row comes
 next (row-index arithmetic, no permuted copy).
 
-- The conv pass (centred depthwise conv + SiLU) is independent per scan position, so it runs in parallel
-  over tiles of positions; the backward reduces the weight gradient per worker (static partition, so the
-  result is deterministic).
+- The conv pass (centred depthwise conv + SiLU, and optionally each row's projection, the mixer's ``x_proj``,
+  while the row is in cache) is independent per scan position, so it runs in parallel over tiles of
+  positions; the backward reduces the weight gradients per worker (static partition, so the result is
+  deterministic).
 - The summed conv pass (the mixer's gate branch: every direction's conv + SiLU added up) reads each row's taps
   in every direction from one tile of rows, so ``x`` is read and the sum written once for all directions.
 - The scan pass (softplus, discretisation, recurrence, ``D`` skip) is sequential along each sequence, so it
