@@ -1,4 +1,5 @@
-"""The segmentation benchmark's rounds: every round's timed runs pooled per model, each round's ratios shown."""
+"""The segmentation benchmark's rounds: every round's timed runs pooled per model, each round's ratios shown; counts
+below 1 refused."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def test_a_failed_round_marks_the_model_failed():
     assert rows[0]["error"] == "killed"
     assert rows[1]["median_s"] == 3.6
     assert _round_ratios(failed, 1) == f"round 2: {TARGET} failed"
+
+
+def test_counts_below_one_are_refused(capsys):
+    from pc3d.tools.bench.models_seg import main
+
+    for flag in ("--rounds", "--repeats", "--threads", "--train-points"):
+        assert main([flag, "0"]) == 2
+        assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err

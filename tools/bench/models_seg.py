@@ -305,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for flag in ("repeats", "threads", "train_points", "rounds"):
+        if getattr(args, flag) < 1:
+            name = "--" + flag.replace("_", "-")
+            print(f"bench_models.py seg: {name} must be >= 1, got {getattr(args, flag)}", file=sys.stderr)
+            return 2
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
